@@ -1,0 +1,278 @@
+//! The [`Storage`] contract backends implement, and the [`StorageExt`] conveniences every
+//! storage gets for free.
+
+use std::fmt;
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::meta::{ByteRange, Capabilities, FileMeta, Listing, Visibility};
+use crate::name::Name;
+use crate::naming::{generate_filename, NameCandidates, UploadTo};
+use crate::stream::{collect_bytes, ByteStream, IntoContent};
+
+/// What a write stores besides the bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PutOptions {
+    /// The media type to record.
+    pub content_type: Option<String>,
+    /// Public or private.
+    pub visibility: Visibility,
+}
+
+impl PutOptions {
+    /// Defaults: no content type, public.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the content type.
+    #[must_use]
+    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = Some(content_type.into());
+        self
+    }
+
+    /// Sets the visibility.
+    #[must_use]
+    pub fn visibility(mut self, visibility: Visibility) -> Self {
+        self.visibility = visibility;
+        self
+    }
+}
+
+/// A file opened for reading: the metadata of the very version being read, the byte offsets the
+/// stream covers, and the stream.
+pub struct OpenedFile {
+    /// Metadata of the version the stream reads, even if the name is overwritten meanwhile.
+    pub meta: FileMeta,
+    /// The byte offsets in the file that `stream` yields.
+    pub range: Range<u64>,
+    /// The bytes.
+    pub stream: ByteStream,
+}
+
+impl fmt::Debug for OpenedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenedFile")
+            .field("meta", &self.meta)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The storage contract: the few operations a backend must provide.
+///
+/// Names arrive as [`Name`]s, already validated; name generation, collision retries,
+/// `upload_to` and `max_length` happen in [`StorageExt::save`] before a backend is called, so
+/// every backend behaves the same. Use it as `Arc<dyn Storage>`.
+///
+/// Rules every backend keeps (the `storage-conformance` suite checks them):
+/// - a write becomes visible only when complete: a reader sees the old file or the new one, and
+///   a write whose content stream fails stores nothing;
+/// - `put_new` never replaces a file, even when two writers race for one name;
+/// - `delete` of a missing name succeeds (and returns `false`);
+/// - `listdir` of a missing directory is empty.
+#[async_trait]
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// A short name for messages: `"filesystem"`, `"memory"`, `"sqlite"`, ...
+    fn backend_name(&self) -> &'static str;
+
+    /// What this backend can and cannot do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Create-only write: stores `content` under `names.current()`, and while that name is taken,
+    /// under [`NameCandidates::next_after_collision`]. The content is consumed once; a backend
+    /// stages it and then publishes it under the first free name. With
+    /// [`NameCandidates::exact`] a taken name is [`Error::AlreadyExists`].
+    async fn put_new(
+        &self,
+        names: &mut NameCandidates,
+        content: ByteStream,
+        options: &PutOptions,
+    ) -> Result<FileMeta>;
+
+    /// Write that replaces any file under `name` in one step.
+    async fn put_overwrite(
+        &self,
+        name: &Name,
+        content: ByteStream,
+        options: &PutOptions,
+    ) -> Result<FileMeta>;
+
+    /// Opens a file for reading, the whole of it or `range` (see [`ByteRange::resolve`]).
+    async fn open(&self, name: &Name, range: Option<ByteRange>) -> Result<OpenedFile>;
+
+    /// The file's metadata, or [`Error::NotFound`].
+    async fn metadata(&self, name: &Name) -> Result<FileMeta>;
+
+    /// Deletes a file; `Ok(false)` when there was none.
+    async fn delete(&self, name: &Name) -> Result<bool>;
+
+    /// Directories and files directly under `dir` (`None` is the root), sorted.
+    async fn listdir(&self, dir: Option<&Name>) -> Result<Listing>;
+
+    /// A URL where the file can be fetched.
+    async fn url(&self, name: &Name) -> Result<String>;
+}
+
+/// How [`StorageExt::save_with`] names and stores a file. The defaults follow Django's
+/// `FileField`: the last part of the name is cleaned with
+/// [`get_valid_name`](crate::naming::get_valid_name), a taken name gets a random suffix.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SaveOptions {
+    /// Directory template or naming function applied first.
+    pub upload_to: Option<UploadTo>,
+    /// Longest name in characters; longer names are shortened, as Django does.
+    pub max_length: Option<usize>,
+    /// Replace a file of the same name (Django 5.1's `allow_overwrite`) instead of picking
+    /// another name.
+    pub overwrite: bool,
+    /// Take the name as given (still validated) instead of cleaning it, as Django's
+    /// `Storage.save` does.
+    pub keep_name: bool,
+    /// The media type to record; otherwise the content's own, otherwise guessed from the name.
+    pub content_type: Option<String>,
+    /// Public or private.
+    pub visibility: Visibility,
+}
+
+impl SaveOptions {
+    /// Django's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `upload_to`.
+    #[must_use]
+    pub fn upload_to(mut self, upload_to: UploadTo) -> Self {
+        self.upload_to = Some(upload_to);
+        self
+    }
+
+    /// Sets `max_length`.
+    #[must_use]
+    pub fn max_length(mut self, max_length: usize) -> Self {
+        self.max_length = Some(max_length);
+        self
+    }
+
+    /// Replace a file of the same name.
+    #[must_use]
+    pub fn overwrite(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
+        self
+    }
+
+    /// Keep the name as given instead of cleaning it.
+    #[must_use]
+    pub fn keep_name(mut self, keep_name: bool) -> Self {
+        self.keep_name = keep_name;
+        self
+    }
+
+    /// Sets the content type.
+    #[must_use]
+    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = Some(content_type.into());
+        self
+    }
+
+    /// Sets the visibility.
+    #[must_use]
+    pub fn visibility(mut self, visibility: Visibility) -> Self {
+        self.visibility = visibility;
+        self
+    }
+
+    /// The name a save with these options starts from, before collisions: `upload_to`, then
+    /// cleaning (unless `keep_name`), then validation.
+    pub fn generate_name(&self, name: &str) -> Result<Name> {
+        match (&self.upload_to, self.keep_name) {
+            (Some(upload_to), _) => upload_to.generate_filename(name),
+            (None, false) => generate_filename(name),
+            (None, true) => Name::new(name),
+        }
+    }
+}
+
+/// A media type guessed from the name's extension.
+pub fn guess_content_type(name: &str) -> Option<String> {
+    mime_guess::from_path(name).first().map(|mime| mime.to_string())
+}
+
+/// Conveniences every [`Storage`] has: Django's `save` with its naming rules, and small helpers.
+#[async_trait]
+pub trait StorageExt: Storage {
+    /// Saves `content` under a name derived from `name` with Django's default rules and returns
+    /// the stored file's metadata; its `name` is the name actually used.
+    async fn save<C>(&self, name: &str, content: C) -> Result<FileMeta>
+    where
+        C: IntoContent + Send + 'async_trait,
+    {
+        self.save_with(name, content, &SaveOptions::default()).await
+    }
+
+    /// Saves with explicit [`SaveOptions`]. The name is validated and generated before the
+    /// backend is touched; a refused name stores nothing.
+    async fn save_with<C>(&self, name: &str, content: C, options: &SaveOptions) -> Result<FileMeta>
+    where
+        C: IntoContent + Send + 'async_trait,
+    {
+        let first = options.generate_name(name)?;
+        let mut candidates = NameCandidates::available(first, options.max_length, options.overwrite)?;
+        let content = content.into_content();
+        let content_type = options
+            .content_type
+            .clone()
+            .or(content.content_type)
+            .or_else(|| guess_content_type(candidates.current().as_str()));
+        let put = PutOptions {
+            content_type,
+            visibility: options.visibility,
+        };
+        if options.overwrite {
+            self.put_overwrite(candidates.current(), content.stream, &put).await
+        } else {
+            self.put_new(&mut candidates, content.stream, &put).await
+        }
+    }
+
+    /// The whole file in memory. For small files; stream large ones with [`Storage::open`].
+    async fn read_to_bytes(&self, name: &str) -> Result<Bytes> {
+        let opened = self.open(&Name::new(name)?, None).await?;
+        collect_bytes(opened.stream).await
+    }
+
+    /// True when a file is stored under `name`.
+    async fn exists(&self, name: &str) -> Result<bool> {
+        match self.metadata(&Name::new(name)?).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The file's size in bytes.
+    async fn size(&self, name: &str) -> Result<u64> {
+        Ok(self.metadata(&Name::new(name)?).await?.size)
+    }
+
+    /// Copies `from` to the new name `to` (create-only: a taken `to` is
+    /// [`Error::AlreadyExists`]), streaming, keeping type and visibility.
+    async fn copy(&self, from: &str, to: &str) -> Result<FileMeta> {
+        let to = Name::new(to)?;
+        let opened = self.open(&Name::new(from)?, None).await?;
+        let put = PutOptions {
+            content_type: opened.meta.content_type.clone(),
+            visibility: opened.meta.visibility,
+        };
+        self.put_new(&mut NameCandidates::exact(to), opened.stream, &put).await
+    }
+}
+
+impl<S: Storage + ?Sized> StorageExt for S {}
