@@ -7,7 +7,9 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::error::{Error, Result};
 use crate::naming::sanitize_upload_filename;
-use crate::stream::{chunked_stream, reader_stream, ByteStream, Content, IntoContent, DEFAULT_CHUNK_SIZE};
+use crate::stream::{
+    chunked_stream, reader_stream, ByteStream, Content, IntoContent, DEFAULT_CHUNK_SIZE,
+};
 
 /// Bytes in memory, with an optional name and type: Django's `ContentFile`.
 ///
@@ -259,20 +261,35 @@ mod tests {
         assert!(upload.is_in_memory());
         upload.write(Bytes::from_static(b"abc")).await?;
         assert!(!upload.is_in_memory());
-        assert_eq!((upload.name(), upload.size(), upload.charset()), (Some("big.bin"), 13, Some("utf-8")));
+        assert_eq!(
+            (upload.name(), upload.size(), upload.charset()),
+            (Some("big.bin"), 13, Some("utf-8"))
+        );
         let stream = upload.chunks(4).await?;
-        assert_eq!(collect_bytes(stream).await?, Bytes::from_static(b"0123456789abc"));
+        assert_eq!(
+            collect_bytes(stream).await?,
+            Bytes::from_static(b"0123456789abc")
+        );
         Ok(())
     }
 
     #[tokio::test]
     async fn stays_in_memory_at_the_threshold() -> Result<()> {
-        let upload = UploadedFile::from_stream(Some("a.txt"), Some("text/plain"), 3, crate::bytes_stream("abc")).await?;
+        let upload = UploadedFile::from_stream(
+            Some("a.txt"),
+            Some("text/plain"),
+            3,
+            crate::bytes_stream("abc"),
+        )
+        .await?;
         assert!(upload.is_in_memory());
         assert_eq!(upload.content_type(), Some("text/plain"));
         let content = upload.into_content();
         assert_eq!(content.content_type.as_deref(), Some("text/plain"));
-        assert_eq!(collect_bytes(content.stream).await?, Bytes::from_static(b"abc"));
+        assert_eq!(
+            collect_bytes(content.stream).await?,
+            Bytes::from_static(b"abc")
+        );
         Ok(())
     }
 

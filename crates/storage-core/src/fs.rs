@@ -122,7 +122,9 @@ impl FileSystemStorage {
                 reason: format!("'{STAGING_DIR}' is reserved by the filesystem backend"),
             });
         }
-        Ok(name.parts().fold(self.location.clone(), |path, part| path.join(part)))
+        Ok(name
+            .parts()
+            .fold(self.location.clone(), |path, part| path.join(part)))
     }
 
     /// Removes staging files older than `older_than`, left by writes that were interrupted by a
@@ -135,7 +137,9 @@ impl FileSystemStorage {
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
                 Err(e) => return Err(io_error(e, STAGING_DIR, "cannot list staging files")),
             };
-            let cutoff = SystemTime::now().checked_sub(older_than).unwrap_or(UNIX_EPOCH);
+            let cutoff = SystemTime::now()
+                .checked_sub(older_than)
+                .unwrap_or(UNIX_EPOCH);
             let mut removed = 0;
             for entry in entries.flatten() {
                 let stale = entry
@@ -155,7 +159,8 @@ impl FileSystemStorage {
     /// removed and nothing is published.
     async fn stage(&self, content: ByteStream) -> Result<Staged> {
         let staging = self.location.join(STAGING_DIR);
-        let (file_mode, dir_mode, location) = (self.file_mode, self.dir_mode, self.location.clone());
+        let (file_mode, dir_mode, location) =
+            (self.file_mode, self.dir_mode, self.location.clone());
         let (path, file) = blocking(move || {
             create_dirs(&location, &staging, dir_mode)?;
             create_staging_file(&staging, file_mode)
@@ -214,7 +219,12 @@ impl FileSystemStorage {
     async fn sync_dir(&self, dir: PathBuf) {
         if self.sync {
             // Durability of the new directory entry; the write itself already succeeded.
-            let _ = blocking(move || File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| io_error(e, "", "sync"))).await;
+            let _ = blocking(move || {
+                File::open(&dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| io_error(e, "", "sync"))
+            })
+            .await;
         }
     }
 }
@@ -262,7 +272,8 @@ impl Storage for FileSystemStorage {
         loop {
             let name = names.current().clone();
             let target = self.path(&name)?;
-            let (location, dir_mode, source) = (self.location.clone(), self.dir_mode, source.clone());
+            let (location, dir_mode, source) =
+                (self.location.clone(), self.dir_mode, source.clone());
             let attempt = blocking(move || {
                 if let Some(parent) = target.parent() {
                     create_dirs(&location, parent, dir_mode)?;
@@ -283,7 +294,9 @@ impl Storage for FileSystemStorage {
                     names.next_after_collision()?;
                 }
                 // A concurrent delete pruned the directory between creating it and linking.
-                Err(e) if e.kind() == ErrorKind::NotFound && vanished < MAX_VANISHED_DIR_RETRIES => {
+                Err(e)
+                    if e.kind() == ErrorKind::NotFound && vanished < MAX_VANISHED_DIR_RETRIES =>
+                {
                     vanished += 1;
                 }
                 Err(e) => return Err(io_error(e, name.as_str(), "cannot publish the file")),
@@ -305,10 +318,24 @@ impl Storage for FileSystemStorage {
         let owned_name = name.to_string();
         let renamed = blocking(move || {
             let result = (|| {
-                if let Some(parent) = dest.parent() {
-                    create_dirs(&location, parent, dir_mode)?;
-                }
-                fs::rename(&source, &dest).map_err(|e| match e.kind() {
+                let mut vanished = 0;
+                let renamed = loop {
+                    if let Some(parent) = dest.parent() {
+                        create_dirs(&location, parent, dir_mode)?;
+                    }
+                    match fs::rename(&source, &dest) {
+                        // A concurrent delete pruned the directory between creating it and renaming.
+                        Err(e)
+                            if e.kind() == ErrorKind::NotFound
+                                && vanished < MAX_VANISHED_DIR_RETRIES
+                                && source.exists() =>
+                        {
+                            vanished += 1;
+                        }
+                        other => break other,
+                    }
+                };
+                renamed.map_err(|e| match e.kind() {
                     ErrorKind::IsADirectory | ErrorKind::DirectoryNotEmpty => Error::InvalidName {
                         name: owned_name.clone(),
                         reason: "a directory has this name".to_owned(),
@@ -326,21 +353,25 @@ impl Storage for FileSystemStorage {
         if let Some(parent) = target.parent() {
             self.sync_dir(parent.to_owned()).await;
         }
-        self.published(name, &target, staged.sha256, staged.size, options).await
+        self.published(name, &target, staged.sha256, staged.size, options)
+            .await
     }
 
     async fn open(&self, name: &Name, range: Option<ByteRange>) -> Result<OpenedFile> {
         let path = self.path(name)?;
         let owned = name.clone();
         let (file, metadata, range) = blocking(move || {
-            let mut file = File::open(&path).map_err(|e| io_error(e, owned.as_str(), "cannot open"))?;
+            let mut file =
+                File::open(&path).map_err(|e| io_error(e, owned.as_str(), "cannot open"))?;
             let metadata = file
                 .metadata()
                 .map_err(|e| io_error(e, owned.as_str(), "cannot stat"))?;
             if !metadata.is_file() {
                 return Err(not_found(&owned));
             }
-            let range = range.unwrap_or(ByteRange::From(0)).resolve(metadata.len())?;
+            let range = range
+                .unwrap_or(ByteRange::From(0))
+                .resolve(metadata.len())?;
             file.seek(SeekFrom::Start(range.start))
                 .map_err(|e| io_error(e, owned.as_str(), "cannot seek"))?;
             Ok((file, metadata, range))
@@ -359,7 +390,8 @@ impl Storage for FileSystemStorage {
         let path = self.path(name)?;
         let owned = name.clone();
         let metadata = blocking(move || {
-            let metadata = fs::metadata(&path).map_err(|e| io_error(e, owned.as_str(), "cannot stat"))?;
+            let metadata =
+                fs::metadata(&path).map_err(|e| io_error(e, owned.as_str(), "cannot stat"))?;
             if metadata.is_file() {
                 Ok(metadata)
             } else {
@@ -457,7 +489,10 @@ impl FileSystemStorage {
     ) -> Result<FileMeta> {
         let target = target.to_owned();
         let owned = name.clone();
-        let metadata = blocking(move || fs::metadata(&target).map_err(|e| io_error(e, owned.as_str(), "cannot stat"))).await?;
+        let metadata = blocking(move || {
+            fs::metadata(&target).map_err(|e| io_error(e, owned.as_str(), "cannot stat"))
+        })
+        .await?;
         let mut meta = self.meta_from(name, &metadata);
         meta.sha256 = Some(sha256);
         meta.size = size;
@@ -486,8 +521,12 @@ fn not_found(name: &Name) -> Error {
 /// Maps an I/O error without leaking the local path: messages name the storage name only.
 fn io_error(e: io::Error, name: &str, action: &str) -> Error {
     match e.kind() {
-        ErrorKind::NotFound => Error::NotFound { name: name.to_owned() },
-        ErrorKind::PermissionDenied => Error::PermissionDenied { name: name.to_owned() },
+        ErrorKind::NotFound => Error::NotFound {
+            name: name.to_owned(),
+        },
+        ErrorKind::PermissionDenied => Error::PermissionDenied {
+            name: name.to_owned(),
+        },
         ErrorKind::InvalidFilename => Error::InvalidName {
             name: name.to_owned(),
             reason: "too long for the filesystem".to_owned(),
@@ -501,37 +540,54 @@ fn io_error(e: io::Error, name: &str, action: &str) -> Error {
 }
 
 /// Creates `dir` and its missing parents under `location`, one at a time so each new directory
-/// gets `mode`; a directory created concurrently by another writer is fine.
+/// gets `mode`. A directory created concurrently by another writer is fine, and so is one that a
+/// concurrent delete pruned meanwhile: creation starts again, a bounded number of times.
 fn create_dirs(location: &Path, dir: &Path, mode: Option<u32>) -> Result<()> {
-    if dir.is_dir() {
+    let relative = dir.strip_prefix(location).unwrap_or(dir);
+    let shown = relative.to_string_lossy();
+    let mut attempts = 0;
+    'again: loop {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        attempts += 1;
+        fs::create_dir_all(location)
+            .map_err(|e| io_error(e, "", "cannot create the storage location"))?;
+        let mut current = location.to_path_buf();
+        for part in relative.components() {
+            current.push(part);
+            match make_dir(&current, mode) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => match fs::metadata(&current) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        return Err(Error::InvalidName {
+                            name: shown.into_owned(),
+                            reason: "a parent directory is a file".to_owned(),
+                        });
+                    }
+                    // Pruned between our mkdir and this look.
+                    Err(_) if attempts < MAX_VANISHED_DIR_RETRIES => continue 'again,
+                    Err(e) => return Err(io_error(e, &shown, "cannot create directory")),
+                },
+                Err(e)
+                    if e.kind() == ErrorKind::NotFound && attempts < MAX_VANISHED_DIR_RETRIES =>
+                {
+                    continue 'again;
+                }
+                Err(e) => return Err(io_error(e, &shown, "cannot create directory")),
+            }
+        }
         return Ok(());
     }
-    fs::create_dir_all(location).map_err(|e| io_error(e, "", "cannot create the storage location"))?;
-    let relative = dir.strip_prefix(location).unwrap_or(dir);
-    let mut current = location.to_path_buf();
-    for part in relative.components() {
-        current.push(part);
-        let shown = relative.to_string_lossy();
-        match make_dir(&current, mode) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                if !current.is_dir() {
-                    return Err(Error::InvalidName {
-                        name: shown.into_owned(),
-                        reason: "a parent directory is a file".to_owned(),
-                    });
-                }
-            }
-            Err(e) => return Err(io_error(e, &shown, "cannot create directory")),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(unix)]
 fn make_dir(path: &Path, mode: Option<u32>) -> io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    fs::DirBuilder::new().mode(mode.unwrap_or(0o777)).create(path)?;
+    fs::DirBuilder::new()
+        .mode(mode.unwrap_or(0o777))
+        .create(path)?;
     if let Some(mode) = mode {
         fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
     }
@@ -555,7 +611,8 @@ fn create_staging_file(staging: &Path, mode: Option<u32>) -> Result<(PathBuf, Fi
         }
         match options.open(&path) {
             Ok(file) => {
-                set_exact_mode(&file, mode).map_err(|e| io_error(e, STAGING_DIR, "cannot set permissions"))?;
+                set_exact_mode(&file, mode)
+                    .map_err(|e| io_error(e, STAGING_DIR, "cannot set permissions"))?;
                 return Ok((path, file));
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,

@@ -49,7 +49,9 @@ pub use error::{BoxError, Error, Result};
 pub use files::{ContentFile, UploadedFile};
 pub use fs::{FileSystemStorage, STAGING_DIR};
 pub use memory::InMemoryStorage;
-pub use meta::{etag_from_sha256, ByteRange, Capabilities, ContentHasher, FileMeta, Listing, Visibility};
+pub use meta::{
+    etag_from_sha256, ByteRange, Capabilities, ContentHasher, FileMeta, Listing, Visibility,
+};
 pub use name::{Name, MAX_NAME_BYTES};
 pub use naming::{NameCandidates, UploadTo};
 pub use storage::{guess_content_type, OpenedFile, PutOptions, SaveOptions, Storage, StorageExt};

@@ -95,9 +95,14 @@ impl InMemoryStorage {
     }
 
     fn stored(name: &Name, content: Bytes, sha256: [u8; 32], options: &PutOptions) -> Stored {
-        let meta = FileMeta::new(name.clone(), content.len() as u64, sha256, SystemTime::now())
-            .with_content_type(options.content_type.clone())
-            .with_visibility(options.visibility);
+        let meta = FileMeta::new(
+            name.clone(),
+            content.len() as u64,
+            sha256,
+            SystemTime::now(),
+        )
+        .with_content_type(options.content_type.clone())
+        .with_visibility(options.visibility);
         Stored { meta, content }
     }
 }
@@ -147,9 +152,13 @@ impl Storage for InMemoryStorage {
     }
 
     async fn open(&self, name: &Name, range: Option<ByteRange>) -> Result<OpenedFile> {
-        let stored = self.lock().get(name).cloned().ok_or_else(|| Error::NotFound {
-            name: name.to_string(),
-        })?;
+        let stored = self
+            .lock()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound {
+                name: name.to_string(),
+            })?;
         let range = range
             .unwrap_or(ByteRange::From(0))
             .resolve(stored.meta.size)?;

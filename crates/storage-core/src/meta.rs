@@ -244,8 +244,17 @@ mod tests {
         assert_eq!(ByteRange::Suffix(3).resolve(10)?, 7..10);
         assert_eq!(ByteRange::Suffix(30).resolve(10)?, 0..10);
         assert_eq!(ByteRange::Suffix(0).resolve(0)?, 0..0);
-        assert!(matches!(ByteRange::From(11).resolve(10), Err(Error::InvalidRange { start: 11, size: 10 })));
-        assert!(matches!(ByteRange::new(11, 12).resolve(10), Err(Error::InvalidRange { .. })));
+        assert!(matches!(
+            ByteRange::From(11).resolve(10),
+            Err(Error::InvalidRange {
+                start: 11,
+                size: 10
+            })
+        ));
+        assert!(matches!(
+            ByteRange::new(11, 12).resolve(10),
+            Err(Error::InvalidRange { .. })
+        ));
         Ok(())
     }
 

@@ -56,7 +56,10 @@ impl Name {
             return Err(Error::suspicious(raw, "drive prefixes are not allowed"));
         }
         if posix.split('/').any(|part| part == "..") {
-            return Err(Error::suspicious(raw, "path traversal ('..') is not allowed"));
+            return Err(Error::suspicious(
+                raw,
+                "path traversal ('..') is not allowed",
+            ));
         }
         let normalized = posix
             .split('/')
@@ -191,14 +194,27 @@ mod tests {
             ("dotted.path/.test", "dotted.path/.test"),
         ];
         for (input, expected) in cases {
-            assert_eq!(Name::new(input).map(String::from).ok().as_deref(), Some(expected), "{input}");
+            assert_eq!(
+                Name::new(input).map(String::from).ok().as_deref(),
+                Some(expected),
+                "{input}"
+            );
         }
     }
 
     #[test]
     fn django_dangerous_paths_cannot_derive_a_name() {
         // Django's GenerateFilenameStorageTests.test_storage_dangerous_paths.
-        for name in ["/tmp/..", r"\tmp\..", "/tmp/.", r"\tmp\.", "..", ".", "", "some/folder/"] {
+        for name in [
+            "/tmp/..",
+            r"\tmp\..",
+            "/tmp/.",
+            r"\tmp\.",
+            "..",
+            ".",
+            "",
+            "some/folder/",
+        ] {
             assert_eq!(kind(name), "invalid", "{name:?}");
         }
     }

@@ -86,7 +86,10 @@ pub fn validate_file_name(name: &str, allow_relative_path: bool) -> Result<&str>
             return Err(Error::suspicious(name, "path traversal attempt"));
         }
     } else if base != name {
-        return Err(Error::suspicious(name, "the file name includes path elements"));
+        return Err(Error::suspicious(
+            name,
+            "the file name includes path elements",
+        ));
     }
     Ok(name)
 }
@@ -101,6 +104,13 @@ pub fn validate_file_name(name: &str, allow_relative_path: bool) -> Result<&str>
 /// # Ok::<(), storage_core::Error>(())
 /// ```
 pub fn generate_filename(filename: &str) -> Result<Name> {
+    // Cleaning would drop these silently; a name carrying them is refused instead.
+    if filename.chars().any(char::is_control) {
+        return Err(Error::suspicious(
+            filename,
+            "contains a NUL or control character",
+        ));
+    }
     let posix = filename.replace('\\', "/");
     let (dir, file) = posix.rsplit_once('/').unwrap_or(("", posix.as_str()));
     if dir.split('/').any(|part| part == "..") {
@@ -312,7 +322,9 @@ impl UploadTo {
             let posix = filename.replace('\\', "/");
             let (_, ext) = split_last_extension(basename(&posix));
             let ext = ext.trim_start_matches('.');
-            let keep = !ext.is_empty() && ext.len() <= 10 && ext.chars().all(|c| c.is_ascii_alphanumeric());
+            let keep = !ext.is_empty()
+                && ext.len() <= 10
+                && ext.chars().all(|c| c.is_ascii_alphanumeric());
             let id = uuid::Uuid::new_v4().simple();
             let file = if keep {
                 format!("{id}.{}", ext.to_ascii_lowercase())
@@ -389,18 +401,31 @@ mod tests {
             .and_then(|rest| rest.strip_suffix(ext))
             .and_then(|middle| middle.strip_prefix('_'))
             .is_some_and(|random| {
-                random.len() == RANDOM_SUFFIX_LEN && random.chars().all(|c| c.is_ascii_alphanumeric())
+                random.len() == RANDOM_SUFFIX_LEN
+                    && random.chars().all(|c| c.is_ascii_alphanumeric())
             })
     }
 
     #[test]
     fn valid_name_matches_django_doctest() -> Result<()> {
-        assert_eq!(get_valid_name("john's portrait in 2004.jpg")?, "johns_portrait_in_2004.jpg");
-        assert_eq!(get_valid_name("UnTRIVíAL @fil$ena#me!")?, "UnTRIVíAL_filename");
+        assert_eq!(
+            get_valid_name("john's portrait in 2004.jpg")?,
+            "johns_portrait_in_2004.jpg"
+        );
+        assert_eq!(
+            get_valid_name("UnTRIVíAL @fil$ena#me!")?,
+            "UnTRIVíAL_filename"
+        );
         assert_eq!(get_valid_name("  spaced out  ")?, "spaced_out");
-        assert_eq!(get_valid_name("日本語 ファイル.txt")?, "日本語_ファイル.txt");
+        assert_eq!(
+            get_valid_name("日本語 ファイル.txt")?,
+            "日本語_ファイル.txt"
+        );
         for bad in ["", ".", "..", "???", "$.$.$", "   "] {
-            assert!(matches!(get_valid_name(bad), Err(Error::InvalidName { .. })), "{bad:?}");
+            assert!(
+                matches!(get_valid_name(bad), Err(Error::InvalidName { .. })),
+                "{bad:?}"
+            );
         }
         Ok(())
     }
@@ -414,12 +439,24 @@ mod tests {
             (name.to_owned(), valid.clone()),
             (format!("././././././{name}"), valid.clone()),
             (format!("some/path/{name}"), format!("some/path/{valid}")),
-            (format!("some/./path/./{name}"), format!("some/path/{valid}")),
-            (format!("././some/././path/./{name}"), format!("some/path/{valid}")),
+            (
+                format!("some/./path/./{name}"),
+                format!("some/path/{valid}"),
+            ),
+            (
+                format!("././some/././path/./{name}"),
+                format!("some/path/{valid}"),
+            ),
             (format!(r".\.\.\.\.\.\{name}"), valid.clone()),
             (format!(r"some\path\{name}"), format!("some/path/{valid}")),
-            (format!(r"some\.\path\.\{name}"), format!("some/path/{valid}")),
-            (format!(r".\.\some\.\.\path\.\{name}"), format!("some/path/{valid}")),
+            (
+                format!(r"some\.\path\.\{name}"),
+                format!("some/path/{valid}"),
+            ),
+            (
+                format!(r".\.\some\.\.\path\.\{name}"),
+                format!("some/path/{valid}"),
+            ),
         ];
         for (input, expected) in candidates {
             assert_eq!(generate_filename(&input)?.as_str(), expected, "{input}");
@@ -430,31 +467,69 @@ mod tests {
     #[test]
     fn generate_filename_refuses_django_dangerous_paths() {
         for name in ["/tmp/..", r"\tmp\..", "/tmp/.", r"\tmp\.", "..", ".", ""] {
-            assert!(matches!(generate_filename(name), Err(Error::InvalidName { .. })), "{name:?}");
+            assert!(
+                matches!(generate_filename(name), Err(Error::InvalidName { .. })),
+                "{name:?}"
+            );
         }
-        for name in ["../path", r"..\path", "tmp/../path", r"tmp\..\path", "/tmp/../path", r"\tmp\..\path"] {
-            assert!(matches!(generate_filename(name), Err(Error::SuspiciousPath { .. })), "{name:?}");
+        for name in [
+            "../path",
+            r"..\path",
+            "tmp/../path",
+            r"tmp\..\path",
+            "/tmp/../path",
+            r"\tmp\..\path",
+            "a/b\0.txt",
+            "x\r\n.txt",
+        ] {
+            assert!(
+                matches!(generate_filename(name), Err(Error::SuspiciousPath { .. })),
+                "{name:?}"
+            );
         }
     }
 
     #[test]
     fn upload_to_template_matches_django_filefield() -> Result<()> {
         let folder = UploadTo::template("some/folder/");
-        assert_eq!(folder.generate_filename("test with space.txt")?.as_str(), "some/folder/test_with_space.txt");
+        assert_eq!(
+            folder.generate_filename("test with space.txt")?.as_str(),
+            "some/folder/test_with_space.txt"
+        );
         // test_filefield_dangerous_filename: nothing usable is left.
         for bad in ["..", ".", "", "???", "$.$.$"] {
-            assert!(matches!(folder.generate_filename(bad), Err(Error::InvalidName { .. })), "{bad:?}");
+            assert!(
+                matches!(
+                    folder.generate_filename(bad),
+                    Err(Error::InvalidName { .. })
+                ),
+                "{bad:?}"
+            );
         }
         // test_filefield_dangerous_filename_dot_segments and _absolute_path.
         for bad in ["../path", "/tmp/path", "/tmp/../path"] {
-            assert!(matches!(folder.generate_filename(bad), Err(Error::SuspiciousPath { .. })), "{bad:?}");
+            assert!(
+                matches!(
+                    folder.generate_filename(bad),
+                    Err(Error::SuspiciousPath { .. })
+                ),
+                "{bad:?}"
+            );
         }
         // test_empty_upload_to.
-        assert_eq!(UploadTo::template("").generate_filename("django_test.txt")?.as_str(), "django_test.txt");
-        let at = DateTime::parse_from_rfc3339("2004-03-09T10:11:12Z").map_err(|e| Error::backend("test", "date", e))?;
+        assert_eq!(
+            UploadTo::template("")
+                .generate_filename("django_test.txt")?
+                .as_str(),
+            "django_test.txt"
+        );
+        let at = DateTime::parse_from_rfc3339("2004-03-09T10:11:12Z")
+            .map_err(|e| Error::backend("test", "date", e))?;
         let dated = UploadTo::template("photos/%Y/%m/%d/");
         assert_eq!(
-            dated.generate_filename_at("cat.jpg", at.with_timezone(&Utc))?.as_str(),
+            dated
+                .generate_filename_at("cat.jpg", at.with_timezone(&Utc))?
+                .as_str(),
             "photos/2004/03/09/cat.jpg"
         );
         assert!(UploadTo::template("bad/%Q").generate_filename("x").is_err());
@@ -464,20 +539,50 @@ mod tests {
     #[test]
     fn upload_to_func_matches_django_filefield() -> Result<()> {
         let prefixed = UploadTo::func(|f| format!("some/folder/{f}"));
-        assert_eq!(prefixed.generate_filename("test with space.txt")?.as_str(), "some/folder/test_with_space.txt");
+        assert_eq!(
+            prefixed.generate_filename("test with space.txt")?.as_str(),
+            "some/folder/test_with_space.txt"
+        );
         // test_filefield_generate_filename_upload_to_overrides_dangerous_filename.
         let fixed = UploadTo::func(|_| "test.txt".to_owned());
-        for name in ["/tmp/.", "/tmp/..", "/tmp/../path", "/tmp/path", "some/folder/", "some/folder/.",
-                     "some/folder/..", "some/folder/???", "some/folder/$.$.$", "some/../test.txt", ""] {
-            assert_eq!(fixed.generate_filename(name)?.as_str(), "test.txt", "{name:?}");
+        for name in [
+            "/tmp/.",
+            "/tmp/..",
+            "/tmp/../path",
+            "/tmp/path",
+            "some/folder/",
+            "some/folder/.",
+            "some/folder/..",
+            "some/folder/???",
+            "some/folder/$.$.$",
+            "some/../test.txt",
+            "",
+        ] {
+            assert_eq!(
+                fixed.generate_filename(name)?.as_str(),
+                "test.txt",
+                "{name:?}"
+            );
         }
         // test_filefield_generate_filename_upload_to_absolute_path / _dangerous_filename.
         let absolute = UploadTo::func(|f| format!("/tmp/{f}"));
         for name in ["path", "../path", "???", "$.$.$"] {
-            assert!(matches!(absolute.generate_filename(name), Err(Error::SuspiciousPath { .. })), "{name:?}");
+            assert!(
+                matches!(
+                    absolute.generate_filename(name),
+                    Err(Error::SuspiciousPath { .. })
+                ),
+                "{name:?}"
+            );
         }
         for name in ["..", ".", ""] {
-            assert!(matches!(absolute.generate_filename(name), Err(Error::InvalidName { .. })), "{name:?}");
+            assert!(
+                matches!(
+                    absolute.generate_filename(name),
+                    Err(Error::InvalidName { .. })
+                ),
+                "{name:?}"
+            );
         }
         // Django's test_random_upload_to: the directory is decided once, by the function.
         let uuid = UploadTo::uuid("profile_pics").generate_filename("Me At The Beach.JPG")?;
@@ -516,15 +621,21 @@ mod tests {
     #[test]
     fn max_length_truncates_the_root_like_django() -> Result<()> {
         // FileFieldStorageTests.test_file_truncation: max_length 20 under "tests/".
-        let mut candidates = NameCandidates::available(Name::new("tests/filename.ext")?, Some(20), false)?;
+        let mut candidates =
+            NameCandidates::available(Name::new("tests/filename.ext")?, Some(20), false)?;
         assert_eq!(candidates.current().as_str(), "tests/filename.ext");
         let next = candidates.next_after_collision()?.to_string();
         assert!(is_suffixed(&next, "tests/fi", ".ext"), "{next}");
         assert_eq!(next.chars().count(), 20);
-        let mut short = NameCandidates::available(Name::new("tests/short.longext")?, Some(20), false)?;
-        assert!(matches!(short.next_after_collision(), Err(Error::InvalidName { .. })));
+        let mut short =
+            NameCandidates::available(Name::new("tests/short.longext")?, Some(20), false)?;
+        assert!(matches!(
+            short.next_after_collision(),
+            Err(Error::InvalidName { .. })
+        ));
         // OverwritingStorageTests.test_file_name_truncation(_extension_too_long).
-        let overwrite = NameCandidates::available(Name::new("test_long_file_name.txt")?, Some(10), true)?;
+        let overwrite =
+            NameCandidates::available(Name::new("test_long_file_name.txt")?, Some(10), true)?;
         assert_eq!(overwrite.current().as_str(), "test_l.txt");
         assert!(NameCandidates::available(Name::new("file_name.longext")?, Some(5), true).is_err());
         Ok(())
@@ -533,7 +644,10 @@ mod tests {
     #[test]
     fn exact_candidates_refuse_alternatives() -> Result<()> {
         let mut exact = NameCandidates::exact(Name::new("a.txt")?);
-        assert!(matches!(exact.next_after_collision(), Err(Error::AlreadyExists { .. })));
+        assert!(matches!(
+            exact.next_after_collision(),
+            Err(Error::AlreadyExists { .. })
+        ));
         let mut bounded = NameCandidates::available(Name::new("a.txt")?, None, false)?;
         let mut seen = 0;
         while bounded.next_after_collision().is_ok() {
@@ -562,13 +676,28 @@ mod tests {
             "..&#x2F;hax0rd.txt",
             "..&sol;hax0rd.txt",
         ] {
-            assert_eq!(sanitize_upload_filename(name).as_deref(), Some("hax0rd.txt"), "{name}");
+            assert_eq!(
+                sanitize_upload_filename(name).as_deref(),
+                Some("hax0rd.txt"),
+                "{name}"
+            );
         }
         // CANDIDATE_INVALID_FILE_NAMES.
-        for name in ["/tmp/", r"c:\tmp\", "/tmp/.", r"c:\tmp\.", "/tmp/..", r"c:\tmp\..", ""] {
+        for name in [
+            "/tmp/",
+            r"c:\tmp\",
+            "/tmp/.",
+            r"c:\tmp\.",
+            "/tmp/..",
+            r"c:\tmp\..",
+            "",
+        ] {
             assert_eq!(sanitize_upload_filename(name), None, "{name}");
         }
-        assert_eq!(sanitize_upload_filename("a\u{0}b\u{a0}c\u{202e}.txt").as_deref(), Some("abc.txt"));
+        assert_eq!(
+            sanitize_upload_filename("a\u{0}b\u{a0}c\u{202e}.txt").as_deref(),
+            Some("abc.txt")
+        );
     }
 
     #[test]

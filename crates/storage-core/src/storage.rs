@@ -202,7 +202,9 @@ impl SaveOptions {
 
 /// A media type guessed from the name's extension.
 pub fn guess_content_type(name: &str) -> Option<String> {
-    mime_guess::from_path(name).first().map(|mime| mime.to_string())
+    mime_guess::from_path(name)
+        .first()
+        .map(|mime| mime.to_string())
 }
 
 /// Conveniences every [`Storage`] has: Django's `save` with its naming rules, and small helpers.
@@ -224,7 +226,8 @@ pub trait StorageExt: Storage {
         C: IntoContent + Send + 'async_trait,
     {
         let first = options.generate_name(name)?;
-        let mut candidates = NameCandidates::available(first, options.max_length, options.overwrite)?;
+        let mut candidates =
+            NameCandidates::available(first, options.max_length, options.overwrite)?;
         let content = content.into_content();
         let content_type = options
             .content_type
@@ -236,7 +239,8 @@ pub trait StorageExt: Storage {
             visibility: options.visibility,
         };
         if options.overwrite {
-            self.put_overwrite(candidates.current(), content.stream, &put).await
+            self.put_overwrite(candidates.current(), content.stream, &put)
+                .await
         } else {
             self.put_new(&mut candidates, content.stream, &put).await
         }
@@ -271,7 +275,8 @@ pub trait StorageExt: Storage {
             content_type: opened.meta.content_type.clone(),
             visibility: opened.meta.visibility,
         };
-        self.put_new(&mut NameCandidates::exact(to), opened.stream, &put).await
+        self.put_new(&mut NameCandidates::exact(to), opened.stream, &put)
+            .await
     }
 }
 

@@ -155,10 +155,24 @@ mod tests {
     async fn chunking_keeps_every_byte() -> Result<()> {
         let data = Bytes::from((0..=255u8).cycle().take(1000).collect::<Vec<_>>());
         let chunks: Vec<Bytes> = chunked_stream(data.clone(), 300).try_collect().await?;
-        assert_eq!(chunks.iter().map(Bytes::len).collect::<Vec<_>>(), [300, 300, 300, 100]);
-        assert_eq!(collect_bytes(chunked_stream(data.clone(), 300)).await?, data);
-        assert_eq!(collect_bytes(bytes_stream(Bytes::new())).await?, Bytes::new());
-        let read = collect_bytes(reader_stream(std::io::Cursor::new(data.to_vec()), 7, "test")).await?;
+        assert_eq!(
+            chunks.iter().map(Bytes::len).collect::<Vec<_>>(),
+            [300, 300, 300, 100]
+        );
+        assert_eq!(
+            collect_bytes(chunked_stream(data.clone(), 300)).await?,
+            data
+        );
+        assert_eq!(
+            collect_bytes(bytes_stream(Bytes::new())).await?,
+            Bytes::new()
+        );
+        let read = collect_bytes(reader_stream(
+            std::io::Cursor::new(data.to_vec()),
+            7,
+            "test",
+        ))
+        .await?;
         assert_eq!(read, data);
         Ok(())
     }

@@ -51,8 +51,14 @@ mod tests {
             assert_eq!(media_url(base, evil), "/test_media_url/evil.com", "{evil}");
         }
         assert_eq!(media_url(base, ""), "/test_media_url/");
-        assert_eq!(media_url("/no_ending_slash", "test.file"), "/no_ending_slash/test.file");
-        assert_eq!(media_url(base, "javascript:x?y#z"), "/test_media_url/javascript%3Ax%3Fy%23z");
+        assert_eq!(
+            media_url("/no_ending_slash", "test.file"),
+            "/no_ending_slash/test.file"
+        );
+        assert_eq!(
+            media_url(base, "javascript:x?y#z"),
+            "/test_media_url/javascript%3Ax%3Fy%23z"
+        );
         assert_eq!(media_url(base, "é.txt"), "/test_media_url/%C3%A9.txt");
     }
 }
