@@ -557,6 +557,7 @@ pub async fn delete_is_idempotent(storage: &dyn Storage) -> Result<()> {
     assert!(storage.delete(&meta.name).await?);
     assert!(!storage.delete(&meta.name).await?);
     assert!(!storage.exists(meta.name.as_str()).await?);
+    let kept = storage.save(&format!("{dir}/kept.txt"), "k").await?;
     assert!(matches!(
         storage.metadata(&meta.name).await,
         Err(Error::NotFound { .. })
@@ -569,6 +570,17 @@ pub async fn delete_is_idempotent(storage: &dyn Storage) -> Result<()> {
         storage.read_to_bytes(meta.name.as_str()).await,
         Err(Error::NotFound { .. })
     ));
+    // A file is not a directory: nothing is stored under it.
+    let under_file = name(&format!("{}/child.txt", kept.name))?;
+    assert!(matches!(
+        storage.metadata(&under_file).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        storage.open(&under_file, None).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(!storage.delete(&under_file).await?);
     // The name is free again and gets no suffix.
     assert_eq!(storage.save(meta.name.as_str(), "y").await?.name, meta.name);
     remove_dir(storage, &dir).await

@@ -284,7 +284,11 @@ impl Storage for FileSystemStorage {
             match attempt {
                 Ok(target) => {
                     let (sha256, size) = (staged.sha256, staged.size);
-                    drop(staged);
+                    blocking(move || {
+                        drop(staged);
+                        Ok(())
+                    })
+                    .await?;
                     if let Some(parent) = target.parent() {
                         self.sync_dir(parent.to_owned()).await;
                     }
@@ -414,7 +418,9 @@ impl Storage for FileSystemStorage {
             }
             match fs::remove_file(&path) {
                 Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                    return Ok(false)
+                }
                 Err(e) => return Err(io_error(e, &owned, "cannot delete")),
             }
             // Remove the directories this delete left empty; stop at the first that is not.
@@ -531,9 +537,9 @@ fn io_error(e: io::Error, name: &str, action: &str) -> Error {
             name: name.to_owned(),
             reason: "too long for the filesystem".to_owned(),
         },
-        ErrorKind::NotADirectory => Error::InvalidName {
+        // A parent is a file: nothing can be stored under it.
+        ErrorKind::NotADirectory => Error::NotFound {
             name: name.to_owned(),
-            reason: "a parent directory is a file".to_owned(),
         },
         _ => Error::backend(BACKEND, format!("{action} '{name}'"), e),
     }

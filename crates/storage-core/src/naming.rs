@@ -117,6 +117,13 @@ pub fn generate_filename(filename: &str) -> Result<Name> {
         return Err(Error::suspicious(dir, "path traversal attempt"));
     }
     let valid = get_valid_name(file)?;
+    // Django returns absolute names here and refuses them at save; refuse them at once.
+    if posix.starts_with('/') {
+        return Err(Error::suspicious(
+            filename,
+            "absolute paths are not allowed",
+        ));
+    }
     Name::new(posix_join(dir, &valid))
 }
 
