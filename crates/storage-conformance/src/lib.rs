@@ -13,6 +13,7 @@
 //! ```
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -52,6 +53,13 @@ pub async fn run_all(storage: &dyn Storage) -> Result<()> {
     visibility(storage).await?;
     url_for_saved_file(storage).await?;
     Ok(())
+}
+
+/// [`run_all`], plus the behaviours that need a shared `Arc<dyn Storage>`: writers on separate
+/// tokio tasks (so on separate threads under a multi-thread runtime).
+pub async fn run_all_shared(storage: Arc<dyn Storage>) -> Result<()> {
+    run_all(storage.as_ref()).await?;
+    racing_tasks_get_distinct_names(storage).await
 }
 
 /// A fresh directory name for one behaviour, so suites can share a database.
@@ -262,6 +270,36 @@ pub async fn concurrent_saves_get_distinct_names(storage: &dyn Storage) -> Resul
         RACING_WRITERS
     );
     remove_dir(storage, &dir).await
+}
+
+/// [`RACING_WRITERS`] spawned tasks saving one name get distinct names, each with its own bytes.
+pub async fn racing_tasks_get_distinct_names(storage: Arc<dyn Storage>) -> Result<()> {
+    let dir = unique_dir("tasks");
+    let target = format!("{dir}/avatar.png");
+    let handles: Vec<_> = (0..RACING_WRITERS)
+        .map(|i| {
+            let (storage, target) = (Arc::clone(&storage), target.clone());
+            tokio::spawn(async move {
+                let body = vec![u8::try_from(i % 256).unwrap_or_default(); 1000 + i];
+                let meta = storage.save(&target, body.clone()).await?;
+                Ok::<_, Error>((meta.name, body))
+            })
+        })
+        .collect();
+    let mut names = HashSet::new();
+    for handle in handles {
+        let (stored, body) = handle
+            .await
+            .map_err(|e| Error::backend("conformance", "writer task failed", e))??;
+        assert_eq!(
+            storage.read_to_bytes(stored.as_str()).await?,
+            Bytes::from(body),
+            "{stored}"
+        );
+        names.insert(stored);
+    }
+    assert_eq!(names.len(), RACING_WRITERS, "racing tasks shared a name");
+    remove_dir(storage.as_ref(), &dir).await
 }
 
 /// `put_new` with an exact name fails with `AlreadyExists` and leaves the stored file alone.

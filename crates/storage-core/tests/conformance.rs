@@ -13,7 +13,7 @@ async fn in_memory_storage_passes_the_suite() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn in_memory_storage_passes_through_arc_dyn() -> Result<()> {
     let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
-    storage_conformance::run_all(storage.as_ref()).await
+    storage_conformance::run_all_shared(storage).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -28,5 +28,5 @@ async fn filesystem_storage_passes_through_arc_dyn() -> Result<()> {
     let dir =
         tempfile::tempdir().map_err(|e| storage_core::Error::backend("test", "tempdir", e))?;
     let storage: Arc<dyn Storage> = Arc::new(FileSystemStorage::new(dir.path())?.with_sync(false));
-    storage_conformance::run_all(storage.as_ref()).await
+    storage_conformance::run_all_shared(storage).await
 }
