@@ -1,0 +1,2 @@
+DROP TABLE storage_chunks;
+DROP TABLE storage_files;

@@ -1,0 +1,398 @@
+//! The database statements, written once and compiled for each connection type.
+//!
+//! The bodies are identical for SQLite, PostgreSQL and MySQL; only the transaction kind
+//! differs (SQLite takes its write lock up front with `BEGIN IMMEDIATE`, so a transaction never
+//! has to upgrade a read lock and fail with "database is locked").
+
+use diesel::prelude::*;
+use diesel::r2d2::R2D2Connection;
+use diesel::result::QueryResult;
+use storage_core::BoxError;
+
+use crate::schema::{state, storage_chunks, storage_files};
+
+/// A `storage_files` row.
+#[derive(Debug, Clone, Queryable)]
+pub(crate) struct FileRow {
+    pub(crate) id: i64,
+    pub(crate) name: Option<String>,
+    pub(crate) size: i64,
+    pub(crate) content_type: Option<String>,
+    pub(crate) sha256: Option<String>,
+    pub(crate) chunk_size: i32,
+    pub(crate) visibility: i16,
+    pub(crate) created_at: i64,
+    pub(crate) modified_at: i64,
+    #[allow(dead_code)]
+    pub(crate) state: i16,
+    #[allow(dead_code)]
+    pub(crate) state_since: i64,
+}
+
+/// What a finished upload records when it is published.
+#[derive(Debug, Clone)]
+pub(crate) struct Published {
+    pub(crate) size: i64,
+    pub(crate) sha256: String,
+    pub(crate) content_type: Option<String>,
+    pub(crate) visibility: i16,
+    pub(crate) now: i64,
+}
+
+/// The outcome of publishing under one name.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Publish {
+    Done { created_at: i64 },
+    NameTaken,
+    UploadGone,
+}
+
+/// Everything the storage asks of a database connection.
+pub(crate) trait Dialect: R2D2Connection + Send + 'static {
+    /// Short backend name for messages.
+    const BACKEND: &'static str;
+
+    fn migrate(&mut self) -> Result<Vec<String>, BoxError>;
+    fn configure(&mut self) -> QueryResult<()>;
+    fn insert_pending(
+        &mut self,
+        id: i64,
+        chunk_size: i32,
+        visibility: i16,
+        now: i64,
+    ) -> QueryResult<usize>;
+    fn insert_chunk(&mut self, file_id: i64, seq: i32, data: &[u8]) -> QueryResult<usize>;
+    fn publish_new(
+        &mut self,
+        file_id: i64,
+        name: &str,
+        published: &Published,
+    ) -> QueryResult<Publish>;
+    fn publish_overwrite(
+        &mut self,
+        file_id: i64,
+        name: &str,
+        published: &Published,
+    ) -> QueryResult<Publish>;
+    fn live_file(&mut self, name: &str) -> QueryResult<Option<FileRow>>;
+    fn live_file_with_first_chunk(
+        &mut self,
+        name: &str,
+    ) -> QueryResult<Option<(FileRow, Option<Vec<u8>>)>>;
+    fn chunks(
+        &mut self,
+        file_id: i64,
+        first: i32,
+        last: i32,
+        limit: i64,
+    ) -> QueryResult<Vec<(i32, Vec<u8>)>>;
+    fn retire(&mut self, name: &str, now: i64) -> QueryResult<usize>;
+    fn discard(&mut self, file_id: i64) -> QueryResult<usize>;
+    fn names_after(
+        &mut self,
+        cursor: &str,
+        inclusive: bool,
+        upper: Option<&str>,
+        limit: i64,
+    ) -> QueryResult<Vec<String>>;
+    fn sweepable(
+        &mut self,
+        pending_before: i64,
+        retired_before: i64,
+        limit: i64,
+    ) -> QueryResult<Vec<i64>>;
+}
+
+fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+macro_rules! dialect {
+    ($conn:ty, $backend:literal, $migrations:literal, $transaction:ident, $configure:expr) => {
+        impl Dialect for $conn {
+            const BACKEND: &'static str = $backend;
+
+            fn migrate(&mut self) -> Result<Vec<String>, BoxError> {
+                use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+                const MIGRATIONS: EmbeddedMigrations = embed_migrations!($migrations);
+                let applied = self.run_pending_migrations(MIGRATIONS)?;
+                Ok(applied.iter().map(ToString::to_string).collect())
+            }
+
+            fn configure(&mut self) -> QueryResult<()> {
+                let configure: fn(&mut Self) -> QueryResult<()> = $configure;
+                configure(self)
+            }
+
+            fn insert_pending(
+                &mut self,
+                id: i64,
+                chunk_size: i32,
+                visibility: i16,
+                now: i64,
+            ) -> QueryResult<usize> {
+                use storage_files::dsl as f;
+                diesel::insert_into(f::storage_files)
+                    .values((
+                        f::id.eq(id),
+                        f::size.eq(0_i64),
+                        f::chunk_size.eq(chunk_size),
+                        f::visibility.eq(visibility),
+                        f::created_at.eq(now),
+                        f::modified_at.eq(now),
+                        f::state.eq(state::PENDING),
+                        f::state_since.eq(now),
+                    ))
+                    .execute(self)
+            }
+
+            fn insert_chunk(&mut self, file_id: i64, seq: i32, data: &[u8]) -> QueryResult<usize> {
+                use storage_chunks::dsl as c;
+                diesel::insert_into(c::storage_chunks)
+                    .values((c::file_id.eq(file_id), c::seq.eq(seq), c::data.eq(data)))
+                    .execute(self)
+            }
+
+            fn publish_new(
+                &mut self,
+                file_id: i64,
+                name: &str,
+                p: &Published,
+            ) -> QueryResult<Publish> {
+                use storage_files::dsl as f;
+                let updated = diesel::update(
+                    f::storage_files
+                        .filter(f::id.eq(file_id))
+                        .filter(f::state.eq(state::PENDING)),
+                )
+                .set((
+                    f::name.eq(Some(name)),
+                    f::size.eq(p.size),
+                    f::sha256.eq(Some(&p.sha256)),
+                    f::content_type.eq(p.content_type.as_deref()),
+                    f::visibility.eq(p.visibility),
+                    f::created_at.eq(p.now),
+                    f::modified_at.eq(p.now),
+                    f::state.eq(state::LIVE),
+                    f::state_since.eq(p.now),
+                ))
+                .execute(self);
+                match updated {
+                    Ok(1) => Ok(Publish::Done { created_at: p.now }),
+                    Ok(_) => Ok(Publish::UploadGone),
+                    Err(e) if is_unique_violation(&e) => Ok(Publish::NameTaken),
+                    Err(e) => Err(e),
+                }
+            }
+
+            fn publish_overwrite(
+                &mut self,
+                file_id: i64,
+                name: &str,
+                p: &Published,
+            ) -> QueryResult<Publish> {
+                use storage_files::dsl as f;
+                let outcome = self.$transaction(|conn| {
+                    let old: Option<(i64, i64)> = f::storage_files
+                        .filter(f::name.eq(name))
+                        .select((f::id, f::created_at))
+                        .first(conn)
+                        .optional()?;
+                    if let Some((old_id, _)) = old {
+                        // Matches nothing if a concurrent writer replaced it since we looked; the
+                        // publish below then meets the unique index and the caller retries.
+                        diesel::update(
+                            f::storage_files
+                                .filter(f::id.eq(old_id))
+                                .filter(f::name.eq(name)),
+                        )
+                        .set((
+                            f::name.eq(None::<&str>),
+                            f::state.eq(state::RETIRED),
+                            f::state_since.eq(p.now),
+                        ))
+                        .execute(conn)?;
+                    }
+                    let created_at = old.map_or(p.now, |(_, created)| created);
+                    let updated = diesel::update(
+                        f::storage_files
+                            .filter(f::id.eq(file_id))
+                            .filter(f::state.eq(state::PENDING)),
+                    )
+                    .set((
+                        f::name.eq(Some(name)),
+                        f::size.eq(p.size),
+                        f::sha256.eq(Some(&p.sha256)),
+                        f::content_type.eq(p.content_type.as_deref()),
+                        f::visibility.eq(p.visibility),
+                        f::created_at.eq(created_at),
+                        f::modified_at.eq(p.now),
+                        f::state.eq(state::LIVE),
+                        f::state_since.eq(p.now),
+                    ))
+                    .execute(conn)?;
+                    if updated == 1 {
+                        Ok(Publish::Done { created_at })
+                    } else {
+                        // Roll back the retirement: the new version is gone.
+                        Err(diesel::result::Error::RollbackTransaction)
+                    }
+                });
+                match outcome {
+                    Ok(done) => Ok(done),
+                    Err(diesel::result::Error::RollbackTransaction) => Ok(Publish::UploadGone),
+                    Err(e) if is_unique_violation(&e) => Ok(Publish::NameTaken),
+                    Err(e) => Err(e),
+                }
+            }
+
+            fn live_file(&mut self, name: &str) -> QueryResult<Option<FileRow>> {
+                use storage_files::dsl as f;
+                f::storage_files
+                    .filter(f::name.eq(name))
+                    .select(storage_files::all_columns)
+                    .first(self)
+                    .optional()
+            }
+
+            fn live_file_with_first_chunk(
+                &mut self,
+                name: &str,
+            ) -> QueryResult<Option<(FileRow, Option<Vec<u8>>)>> {
+                use storage_chunks::dsl as c;
+                use storage_files::dsl as f;
+                f::storage_files
+                    .left_join(c::storage_chunks.on(c::file_id.eq(f::id).and(c::seq.eq(0))))
+                    .filter(f::name.eq(name))
+                    .select((storage_files::all_columns, c::data.nullable()))
+                    .first(self)
+                    .optional()
+            }
+
+            fn chunks(
+                &mut self,
+                file_id: i64,
+                first: i32,
+                last: i32,
+                limit: i64,
+            ) -> QueryResult<Vec<(i32, Vec<u8>)>> {
+                use storage_chunks::dsl as c;
+                c::storage_chunks
+                    .filter(c::file_id.eq(file_id))
+                    .filter(c::seq.ge(first))
+                    .filter(c::seq.le(last))
+                    .order(c::seq.asc())
+                    .limit(limit)
+                    .select((c::seq, c::data))
+                    .load(self)
+            }
+
+            fn retire(&mut self, name: &str, now: i64) -> QueryResult<usize> {
+                use storage_files::dsl as f;
+                diesel::update(f::storage_files.filter(f::name.eq(name)))
+                    .set((
+                        f::name.eq(None::<&str>),
+                        f::state.eq(state::RETIRED),
+                        f::state_since.eq(now),
+                    ))
+                    .execute(self)
+            }
+
+            fn discard(&mut self, file_id: i64) -> QueryResult<usize> {
+                use storage_chunks::dsl as c;
+                use storage_files::dsl as f;
+                self.$transaction(|conn| {
+                    diesel::delete(c::storage_chunks.filter(c::file_id.eq(file_id)))
+                        .execute(conn)?;
+                    diesel::delete(
+                        f::storage_files
+                            .filter(f::id.eq(file_id))
+                            .filter(f::name.is_null()),
+                    )
+                    .execute(conn)
+                })
+            }
+
+            fn names_after(
+                &mut self,
+                cursor: &str,
+                inclusive: bool,
+                upper: Option<&str>,
+                limit: i64,
+            ) -> QueryResult<Vec<String>> {
+                use storage_files::dsl as f;
+                let mut query = f::storage_files
+                    .select(f::name.assume_not_null())
+                    .filter(f::name.is_not_null())
+                    .into_boxed();
+                query = if inclusive {
+                    query.filter(f::name.ge(cursor))
+                } else {
+                    query.filter(f::name.gt(cursor))
+                };
+                if let Some(upper) = upper {
+                    query = query.filter(f::name.lt(upper));
+                }
+                query.order(f::name.asc()).limit(limit).load(self)
+            }
+
+            fn sweepable(
+                &mut self,
+                pending_before: i64,
+                retired_before: i64,
+                limit: i64,
+            ) -> QueryResult<Vec<i64>> {
+                use storage_files::dsl as f;
+                f::storage_files
+                    .filter(
+                        (f::state
+                            .eq(state::PENDING)
+                            .and(f::state_since.lt(pending_before)))
+                        .or(f::state
+                            .eq(state::RETIRED)
+                            .and(f::state_since.lt(retired_before))),
+                    )
+                    .select(f::id)
+                    .limit(limit)
+                    .load(self)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "sqlite")]
+dialect!(
+    diesel::sqlite::SqliteConnection,
+    "sqlite",
+    "migrations/sqlite",
+    immediate_transaction,
+    |conn| {
+        use diesel::connection::SimpleConnection;
+        // busy_timeout first: switching to WAL itself may wait for another connection.
+        conn.batch_execute(
+            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )
+    }
+);
+
+#[cfg(feature = "postgres")]
+dialect!(
+    diesel::pg::PgConnection,
+    "postgres",
+    "migrations/postgres",
+    transaction,
+    |_| Ok(())
+);
+
+#[cfg(feature = "mysql")]
+dialect!(
+    diesel::mysql::MysqlConnection,
+    "mysql",
+    "migrations/mysql",
+    transaction,
+    |_| Ok(())
+);

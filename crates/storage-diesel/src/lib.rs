@@ -1,0 +1,63 @@
+//! Files kept in the database your app already has: SQLite (bundled, the default), PostgreSQL
+//! and MySQL/MariaDB, through diesel.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! use storage_core::{Storage, StorageExt};
+//! use storage_diesel::{DatabaseOptions, SqliteStorage};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let url = format!("sqlite://{}/media.db", dir.path().display());
+//! let storage = SqliteStorage::connect(&url, DatabaseOptions::new()).await?;
+//! storage.migrate().await?;
+//! let saved = storage.save("invoices/2024-001.pdf", b"%PDF-1.7 ...").await?;
+//! assert_eq!(storage.read_to_bytes(saved.name.as_str()).await?.as_ref(), b"%PDF-1.7 ...");
+//! # Ok::<(), storage_core::Error>(()) }).unwrap();
+//! ```
+//!
+//! # Layout
+//!
+//! Files are chunked (`storage_files` + `storage_chunks`, 1 MiB chunks by default), so a 1 GiB
+//! upload or download holds about one chunk in memory and a range read fetches only the chunks
+//! it needs:
+//!
+//! - **write**: a pending row (no name yet) is inserted, chunks are inserted as they arrive while
+//!   the SHA-256 is computed, then the row is published by setting its name. The unique index on
+//!   the name decides races between app servers; a taken name moves on to Django's next
+//!   alternative name without re-sending the content. An overwrite retires the old row and
+//!   publishes the new one in one transaction.
+//! - **read**: the name is resolved to a row once (with the first chunk, for a small file one
+//!   round trip), then chunks of that row are fetched a few at a time. Overwrite and delete
+//!   retire the old row instead of freeing its chunks, so a download in flight finishes with the
+//!   bytes it started with.
+//! - **sweep**: [`DieselStorage::sweep`] removes uploads abandoned by a crash and retired rows
+//!   past a grace period.
+//!
+//! No database call runs on the async runtime's worker threads: each runs on tokio's blocking
+//! pool with a connection from an r2d2 pool. SQLite runs in WAL mode with a busy timeout.
+//!
+//! # Features
+//!
+//! `sqlite` (default, libsqlite3 bundled), `postgres` (links libpq), `mysql` (links
+//! libmysqlclient; MariaDB's compatible library works).
+
+mod dialect;
+mod schema;
+mod storage;
+mod url;
+mod url_storage;
+
+pub use crate::storage::{DatabaseOptions, DieselStorage, SweepReport};
+pub use crate::url_storage::{connect_url, AnyStorage, DEFAULT_STORAGE_URL};
+
+/// The chunked storage on SQLite.
+#[cfg(feature = "sqlite")]
+pub type SqliteStorage = DieselStorage<diesel::sqlite::SqliteConnection>;
+
+/// The chunked storage on PostgreSQL.
+#[cfg(feature = "postgres")]
+pub type PgStorage = DieselStorage<diesel::pg::PgConnection>;
+
+/// The chunked storage on MySQL or MariaDB.
+#[cfg(feature = "mysql")]
+pub type MysqlStorage = DieselStorage<diesel::mysql::MysqlConnection>;
