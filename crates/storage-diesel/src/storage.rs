@@ -174,19 +174,37 @@ where
     pub async fn connect(url: &str, options: DatabaseOptions) -> Result<Self> {
         let parsed = DatabaseUrl::parse(url)?;
         let label = parsed.label();
+        if let DatabaseUrl::Sqlite(path) = &parsed {
+            // SQLite creates the file but not its directory; say so at once rather than after
+            // the connection timeout.
+            let parent = std::path::Path::new(path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty());
+            if parent.is_some_and(|dir| !dir.is_dir()) {
+                return Err(Error::Backend {
+                    backend: C::BACKEND,
+                    message: format!("cannot connect to {label}: its directory does not exist"),
+                    source: None,
+                });
+            }
+        }
         let connection_string = parsed.connection_string();
         let pool_options = options.clone();
         let pool_label = label.clone();
         let pool = tokio::task::spawn_blocking(move || {
-            Pool::builder()
+            // No idle minimum: r2d2 would keep opening connections on its own threads, and a
+            // process exiting while libpq is mid-connect can crash in libpq's exit handlers.
+            // Connections open on demand; one is opened here to check the database answers.
+            let pool = Pool::builder()
                 .max_size(pool_options.pool_size)
-                .min_idle(Some(1))
+                .min_idle(Some(0))
                 .connection_timeout(pool_options.connect_timeout)
                 .connection_customizer(Box::new(Configure))
-                .build(ConnectionManager::<C>::new(connection_string))
-                .map_err(|e| {
-                    Error::backend(C::BACKEND, format!("cannot connect to {pool_label}"), e)
-                })
+                .build_unchecked(ConnectionManager::<C>::new(connection_string));
+            pool.get().map_err(|e| {
+                Error::backend(C::BACKEND, format!("cannot connect to {pool_label}"), e)
+            })?;
+            Ok(pool)
         })
         .await
         .map_err(|e| Error::backend(C::BACKEND, "connect task failed", e))??;

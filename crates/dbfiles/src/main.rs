@@ -1,0 +1,381 @@
+//! `dbfiles`: files kept in your database, from the shell.
+//!
+//! ```text
+//! dbfiles [--storage URL] migrate
+//! dbfiles put LOCAL [NAME] [--overwrite] [--private] [--content-type TYPE] [--keep-name]
+//! dbfiles get NAME [LOCAL|-]
+//! dbfiles ls [DIR] [--long]
+//! dbfiles stat NAME [--json]
+//! dbfiles rm NAME
+//! dbfiles sweep [--pending-older-than SECS] [--retired-older-than SECS]
+//! ```
+//!
+//! The storage URL comes from `--storage`, else `DBFILES_STORAGE`, else `sqlite://media.db`:
+//! `sqlite://PATH`, `postgres://...`, `mysql://...` (with the `postgres` / `mysql` features),
+//! `file://DIR`, `memory:`. Errors are one line on stderr and a non-zero exit status.
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use storage_core::{
+    reader_stream, ByteStream, Error, FileMeta, Name, Result, SaveOptions, Storage, StorageExt,
+    Visibility,
+};
+use storage_diesel::{connect_url, AnyStorage, DatabaseOptions, DEFAULT_STORAGE_URL};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// Chunk size for reading local files and stdin.
+const READ_CHUNK: usize = 256 * 1024;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dbfiles",
+    version,
+    about = "Files kept in your database, from the shell"
+)]
+struct Cli {
+    /// Where files are stored: sqlite://PATH, postgres://..., mysql://..., file://DIR or memory:
+    #[arg(long, global = true, env = "DBFILES_STORAGE", default_value = DEFAULT_STORAGE_URL)]
+    storage: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create or update the storage tables.
+    Migrate,
+    /// Store a local file (or stdin with `-`); prints the stored name.
+    Put {
+        /// The local file, or `-` for stdin.
+        local: String,
+        /// The name to store under (default: the local file's name). A taken name gets Django's
+        /// random suffix unless --overwrite is given.
+        name: Option<String>,
+        /// Replace a stored file of the same name.
+        #[arg(long)]
+        overwrite: bool,
+        /// Store as private (served only with a signed URL).
+        #[arg(long)]
+        private: bool,
+        /// The media type to record (default: guessed from the name).
+        #[arg(long)]
+        content_type: Option<String>,
+        /// Keep the name as given instead of cleaning it with Django's rules.
+        #[arg(long)]
+        keep_name: bool,
+    },
+    /// Write a stored file to a local file, or to stdout.
+    Get {
+        /// The stored name.
+        name: String,
+        /// The local file, or `-` (the default) for stdout.
+        local: Option<String>,
+    },
+    /// List a directory.
+    Ls {
+        /// The directory (default: the top).
+        dir: Option<String>,
+        /// Show size, modification time and type.
+        #[arg(long, short = 'l')]
+        long: bool,
+    },
+    /// Show a stored file's metadata.
+    Stat {
+        /// The stored name.
+        name: String,
+        /// Print JSON (keys: name, size, content_type, sha256, created, modified, public).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a stored file.
+    Rm {
+        /// The stored name.
+        name: String,
+    },
+    /// Remove abandoned uploads and retired versions.
+    Sweep {
+        /// Remove uploads started longer ago than this many seconds and never finished.
+        #[arg(long, default_value_t = 24 * 3600)]
+        pending_older_than: u64,
+        /// Remove overwritten or deleted versions older than this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        retired_older_than: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line on stderr: the error, and for backend failures the first cause.
+#[allow(clippy::print_stderr)]
+fn report(e: &Error) {
+    let cause = match e {
+        Error::Backend {
+            source: Some(source),
+            ..
+        } => {
+            let text = source.to_string();
+            let first_line = text.lines().next().unwrap_or_default().trim().to_owned();
+            if first_line.is_empty() {
+                String::new()
+            } else {
+                format!(": {first_line}")
+            }
+        }
+        _ => String::new(),
+    };
+    eprintln!("dbfiles: error: {e}{cause}");
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    // The CLI owns an embedded SQLite file the way `sqlite3` does: it creates the tables on
+    // first use. Server databases are migrated explicitly (`dbfiles migrate`, a deploy step).
+    let embedded = cli.storage.starts_with("sqlite:");
+    let options = DatabaseOptions::new()
+        .pool_size(4)
+        .connect_timeout(Duration::from_secs(10))
+        .migrate_on_connect(embedded || matches!(cli.command, Command::Migrate));
+    let any = connect_url(&cli.storage, options).await?;
+    let storage = any.storage();
+    match cli.command {
+        Command::Migrate => migrate(&any).await,
+        Command::Put {
+            local,
+            name,
+            overwrite,
+            private,
+            content_type,
+            keep_name,
+        } => {
+            let name = match name {
+                Some(name) => name,
+                None if local == "-" => {
+                    return Err(Error::InvalidName {
+                        name: "-".to_owned(),
+                        reason: "give a NAME when reading from stdin".to_owned(),
+                    })
+                }
+                None => std::path::Path::new(&local)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            };
+            let mut options = SaveOptions::new().overwrite(overwrite).keep_name(keep_name);
+            if private {
+                options = options.visibility(Visibility::Private);
+            }
+            if let Some(content_type) = content_type {
+                options = options.content_type(content_type);
+            }
+            let meta = storage
+                .save_with(&name, open_local(&local).await?, &options)
+                .await?;
+            println_out(meta.name.as_str()).await
+        }
+        Command::Get { name, local } => {
+            get(storage.as_ref(), &name, local.as_deref().unwrap_or("-")).await
+        }
+        Command::Ls { dir, long } => ls(storage.as_ref(), dir.as_deref(), long).await,
+        Command::Stat { name, json } => {
+            let meta = storage.metadata(&Name::new(&name)?).await?;
+            println_out(&if json {
+                stat_json(&meta)
+            } else {
+                stat_text(&meta)
+            })
+            .await
+        }
+        Command::Rm { name } => {
+            let name = Name::new(&name)?;
+            if storage.delete(&name).await? {
+                Ok(())
+            } else {
+                Err(Error::NotFound {
+                    name: name.to_string(),
+                })
+            }
+        }
+        Command::Sweep {
+            pending_older_than,
+            retired_older_than,
+        } => {
+            let report = any
+                .sweep(
+                    Duration::from_secs(pending_older_than),
+                    Duration::from_secs(retired_older_than),
+                )
+                .await?;
+            println_out(&format!("swept {} file versions", report.files)).await
+        }
+    }
+}
+
+async fn migrate(any: &AnyStorage) -> Result<()> {
+    // Connecting ran the migrations; a second run reports what is applied now.
+    let applied = any.migrate().await?;
+    let line = if applied.is_empty() {
+        "storage tables are up to date".to_owned()
+    } else {
+        format!("applied {}", applied.join(", "))
+    };
+    println_out(&line).await
+}
+
+async fn open_local(local: &str) -> Result<ByteStream> {
+    if local == "-" {
+        return Ok(reader_stream(tokio::io::stdin(), READ_CHUNK, "stdin"));
+    }
+    let file = tokio::fs::File::open(local)
+        .await
+        .map_err(|e| local_error(local, e))?;
+    Ok(reader_stream(file, READ_CHUNK, "local file"))
+}
+
+fn local_error(path: &str, e: std::io::Error) -> Error {
+    Error::backend("local file", format!("cannot use '{path}'"), e)
+}
+
+async fn get(storage: &dyn Storage, name: &str, local: &str) -> Result<()> {
+    let opened = storage.open(&Name::new(name)?, None).await?;
+    if local == "-" {
+        return match copy_out(opened.stream, &mut tokio::io::stdout()).await {
+            // A closed pipe (`dbfiles get x | head`) is the reader's choice, not a failure.
+            Err(Error::Backend {
+                source: Some(source),
+                ..
+            }) if source
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+            {
+                Ok(())
+            }
+            other => other,
+        };
+    }
+    // Write beside the target and rename, so an interrupted get leaves no half file.
+    let partial = format!("{local}.dbfiles-part");
+    let mut file = tokio::fs::File::create(&partial)
+        .await
+        .map_err(|e| local_error(local, e))?;
+    let copied = copy_out(opened.stream, &mut file).await;
+    let synced = match copied {
+        Ok(()) => file.sync_all().await.map_err(|e| local_error(local, e)),
+        Err(e) => Err(e),
+    };
+    drop(file);
+    match synced {
+        Ok(()) => tokio::fs::rename(&partial, local)
+            .await
+            .map_err(|e| local_error(local, e)),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            Err(e)
+        }
+    }
+}
+
+async fn copy_out<W: AsyncWrite + Unpin>(mut stream: ByteStream, out: &mut W) -> Result<()> {
+    while let Some(chunk) = stream.next().await {
+        out.write_all(&chunk?)
+            .await
+            .map_err(|e| Error::backend("output", "write failed", e))?;
+    }
+    out.flush()
+        .await
+        .map_err(|e| Error::backend("output", "write failed", e))
+}
+
+async fn ls(storage: &dyn Storage, dir: Option<&str>, long: bool) -> Result<()> {
+    let dir = match dir.map(|d| d.trim_end_matches('/')) {
+        None | Some("") => None,
+        Some(d) => Some(Name::new(d)?),
+    };
+    let listing = storage.listdir(dir.as_ref()).await?;
+    let prefix = dir.as_ref().map(|d| format!("{d}/")).unwrap_or_default();
+    let mut lines = Vec::new();
+    for sub in &listing.dirs {
+        lines.push(if long {
+            format!("{:>12}  {:<20}  {:<24}  {sub}/", "-", "-", "-")
+        } else {
+            format!("{sub}/")
+        });
+    }
+    for file in &listing.files {
+        if long {
+            let meta = storage
+                .metadata(&Name::new(format!("{prefix}{file}"))?)
+                .await?;
+            lines.push(format!(
+                "{:>12}  {:<20}  {:<24}  {file}",
+                meta.size,
+                rfc3339(meta.modified),
+                meta.content_type.as_deref().unwrap_or("-")
+            ));
+        } else {
+            lines.push(file.clone());
+        }
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+    println_out(&lines.join("\n")).await
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn stat_json(meta: &FileMeta) -> String {
+    serde_json::json!({
+        "name": meta.name.as_str(),
+        "size": meta.size,
+        "content_type": meta.content_type,
+        "sha256": meta.sha256_hex(),
+        "created": rfc3339(meta.created),
+        "modified": rfc3339(meta.modified),
+        "public": meta.visibility == Visibility::Public,
+    })
+    .to_string()
+}
+
+fn stat_text(meta: &FileMeta) -> String {
+    [
+        format!("name:         {}", meta.name),
+        format!("size:         {}", meta.size),
+        format!(
+            "content type: {}",
+            meta.content_type.as_deref().unwrap_or("-")
+        ),
+        format!(
+            "sha256:       {}",
+            meta.sha256_hex().as_deref().unwrap_or("-")
+        ),
+        format!("etag:         {}", meta.etag),
+        format!("created:      {}", rfc3339(meta.created)),
+        format!("modified:     {}", rfc3339(meta.modified)),
+        format!("visibility:   {}", meta.visibility.as_str()),
+    ]
+    .join("\n")
+}
+
+async fn println_out(text: &str) -> Result<()> {
+    let mut out = tokio::io::stdout();
+    let line = format!("{text}\n");
+    out.write_all(line.as_bytes())
+        .await
+        .and(out.flush().await)
+        .map_err(|e| Error::backend("output", "write failed", e))
+}

@@ -1,0 +1,359 @@
+//! The `dbfiles` binary, run as a user runs it: against a SQLite file in a temporary directory,
+//! and against the real PostgreSQL and MariaDB when their URLs are configured (scripts/test).
+
+// Test code: failing loudly is the point, and the data sizes are small.
+#![allow(
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::cast_possible_truncation
+)]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+struct Cli {
+    storage: String,
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = format!("sqlite://{}/media.db", dir.path().display());
+        Self { storage, dir }
+    }
+
+    fn with_storage(storage: String) -> Self {
+        Self {
+            storage,
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, None)
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dbfiles"))
+            .args(args)
+            .env("DBFILES_STORAGE", &self.storage)
+            .current_dir(self.dir.path())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn dbfiles");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input)
+                .expect("write stdin");
+        }
+        child.wait_with_output().expect("dbfiles ran")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "dbfiles {args:?} failed ({:?}): {} / stdout {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "dbfiles {args:?} should have failed");
+        assert!(out.stdout.is_empty(), "a failed command printed to stdout");
+        let err = String::from_utf8(out.stderr).expect("utf-8 stderr");
+        assert_eq!(err.lines().count(), 1, "errors are one line: {err}");
+        assert!(err.starts_with("dbfiles: error: "), "{err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
+        err
+    }
+
+    fn write(&self, name: &str, content: &[u8]) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content).expect("write local file");
+        path.display().to_string()
+    }
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// put, get, ls, stat, rm on one storage.
+fn round_trip(cli: &Cli) {
+    cli.ok(&["migrate"]);
+    let big = pattern(3 * 1024 * 1024 + 17);
+    let local = cli.write("video.bin", &big);
+    assert_eq!(
+        cli.ok(&["put", &local, "clips/video.bin"]).trim(),
+        "clips/video.bin"
+    );
+    let out = cli.dir.path().join("back.bin");
+    cli.ok(&["get", "clips/video.bin", &out.display().to_string()]);
+    assert_eq!(std::fs::read(&out).expect("read back"), big);
+    // To stdout.
+    let stdout = cli.run(&["get", "clips/video.bin"]);
+    assert!(stdout.status.success());
+    assert_eq!(stdout.stdout, big);
+    // A taken name gets Django's suffix; --overwrite replaces.
+    let small = cli.write("note.txt", b"first");
+    assert_eq!(
+        cli.ok(&["put", &small, "clips/note.txt"]).trim(),
+        "clips/note.txt"
+    );
+    let second = cli.ok(&["put", &small, "clips/note.txt"]);
+    let second = second.trim();
+    assert!(
+        second.starts_with("clips/note_")
+            && second.ends_with(".txt")
+            && second.len() == "clips/note_XXXXXXX.txt".len(),
+        "{second}"
+    );
+    let newer = cli.write("newer.txt", b"second version");
+    assert_eq!(
+        cli.ok(&["put", &newer, "clips/note.txt", "--overwrite"])
+            .trim(),
+        "clips/note.txt"
+    );
+    assert_eq!(
+        cli.run(&["get", "clips/note.txt", "-"]).stdout,
+        b"second version"
+    );
+    // stdin, with a type and private.
+    let piped = cli.run_with_stdin(
+        &[
+            "put",
+            "-",
+            "piped/data.bin",
+            "--content-type",
+            "application/x-demo",
+            "--private",
+        ],
+        Some(b"from stdin"),
+    );
+    assert!(
+        piped.status.success(),
+        "{:?}: {}",
+        piped.status,
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    let stat: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["stat", "piped/data.bin", "--json"])).expect("json");
+    let keys: Vec<&str> = stat
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "content_type",
+            "created",
+            "modified",
+            "name",
+            "public",
+            "sha256",
+            "size"
+        ]
+    );
+    assert_eq!(stat["size"], 10);
+    assert_eq!(stat["public"], false);
+    assert_eq!(stat["content_type"], "application/x-demo");
+    assert_eq!(stat["sha256"].as_str().map(str::len), Some(64));
+    assert!(cli
+        .ok(&["stat", "clips/video.bin"])
+        .contains(&format!("size:         {}", big.len())));
+    // ls: directories first, then files.
+    assert_eq!(cli.ok(&["ls"]), "clips/\npiped/\n");
+    let listing = cli.ok(&["ls", "clips"]);
+    assert_eq!(listing.lines().count(), 3, "{listing}");
+    let long = cli.ok(&["ls", "clips/", "--long"]);
+    assert!(
+        long.lines()
+            .any(|l| l.contains(&big.len().to_string()) && l.ends_with("video.bin")),
+        "{long}"
+    );
+    // rm, and rm again.
+    cli.ok(&["rm", "clips/video.bin"]);
+    assert!(cli.fails(&["rm", "clips/video.bin"]).contains("not found"));
+    assert!(cli
+        .fails(&["get", "clips/video.bin", &out.display().to_string()])
+        .contains("not found"));
+}
+
+#[test]
+fn sqlite_round_trip() {
+    round_trip(&Cli::sqlite());
+}
+
+#[test]
+fn sqlite_is_the_default_and_is_created_on_first_use() {
+    let cli = Cli::with_storage(String::new());
+    let local = cli.write("a.txt", b"a");
+    let out = Command::new(env!("CARGO_BIN_EXE_dbfiles"))
+        .args(["put", &local])
+        .env_remove("DBFILES_STORAGE")
+        .current_dir(cli.dir.path())
+        .output()
+        .expect("ran");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "a.txt");
+    assert!(
+        cli.dir.path().join("media.db").exists(),
+        "the default storage is sqlite://media.db"
+    );
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    let cli = Cli::sqlite();
+    let local = cli.write("a.txt", b"a");
+    assert!(cli
+        .fails(&["get", "missing.txt"])
+        .contains("file not found: 'missing.txt'"));
+    assert!(cli
+        .fails(&["put", &local, "../escape.txt", "--keep-name"])
+        .contains("suspicious file name"));
+    assert!(cli
+        .fails(&["put", &local, "???"])
+        .contains("invalid file name"));
+    assert!(cli.fails(&["put", "-"]).contains("give a NAME"));
+    assert!(cli
+        .fails(&["put", "/nonexistent/local.txt", "x.txt"])
+        .contains("cannot use '/nonexistent/local.txt'"));
+    assert!(cli
+        .fails(&["--storage", "sqlite:///nonexistent-dir/m.db", "ls"])
+        .contains("directory does not exist"));
+    assert!(cli
+        .fails(&["--storage", "ftp://x/y", "ls"])
+        .contains("invalid database URL"));
+    // An interrupted or failed get leaves no local file.
+    let target = cli.dir.path().join("out.bin");
+    cli.fails(&["get", "missing.txt", &target.display().to_string()]);
+    assert!(!target.exists() && !Path::new(&format!("{}.dbfiles-part", target.display())).exists());
+}
+
+#[test]
+fn unreachable_server_names_the_database_not_the_password() {
+    let cli = Cli::sqlite();
+    let err = cli.fails(&[
+        "--storage",
+        "postgres://app:s3cretpw@127.0.0.1:1/files",
+        "ls",
+    ]);
+    assert!(!err.contains("s3cretpw"), "{err}");
+    if cfg!(feature = "postgres") {
+        assert!(
+            err.contains("postgres database 'files' at 127.0.0.1:1"),
+            "{err}"
+        );
+    } else {
+        assert!(err.contains("needs its cargo feature"), "{err}");
+    }
+    let err = cli.fails(&["--storage", "mysql://app:s3cretpw@127.0.0.1:1/files", "ls"]);
+    assert!(!err.contains("s3cretpw"), "{err}");
+    if cfg!(feature = "mysql") {
+        assert!(
+            err.contains("mysql database 'files' at 127.0.0.1:1"),
+            "{err}"
+        );
+    }
+}
+
+fn server(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{var} is not set under CI=true"
+            );
+            eprintln!("SKIPPED: {var} is not set (scripts/test sets it)");
+            None
+        }
+    }
+}
+
+fn sh(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_round_trip() {
+    let Some(admin) = server("DBFILES_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let schema = format!("dbfiles_cli_{}", rand::random::<u32>());
+    sh("psql", &[&admin, "-qc", &format!("CREATE SCHEMA {schema}")]);
+    let separator = if admin.contains('?') { '&' } else { '?' };
+    let cli = Cli::with_storage(format!(
+        "{admin}{separator}options=-c%20search_path%3D{schema}"
+    ));
+    // A server database is not migrated implicitly.
+    assert!(cli.fails(&["ls"]).contains("postgres backend failure"));
+    round_trip(&cli);
+    sh(
+        "psql",
+        &[&admin, "-qc", &format!("DROP SCHEMA {schema} CASCADE")],
+    );
+}
+
+#[cfg(feature = "mysql")]
+#[test]
+fn mysql_round_trip() {
+    let Some(admin) = server("DBFILES_TEST_MYSQL_URL") else {
+        return;
+    };
+    let parsed = url::Url::parse(&admin).expect("mysql url");
+    let database = format!("dbfiles_cli_{}", rand::random::<u32>());
+    let host = parsed.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = parsed.port().unwrap_or(3306).to_string();
+    let user = parsed.username().to_owned();
+    let mysql = |sql: &str| {
+        sh(
+            "mariadb",
+            &["-h", &host, "-P", &port, "-u", &user, "-e", sql],
+        );
+    };
+    mysql(&format!("CREATE DATABASE {database}"));
+    let mut url = parsed;
+    url.set_path(&format!("/{database}"));
+    let cli = Cli::with_storage(url.to_string());
+    round_trip(&cli);
+    mysql(&format!("DROP DATABASE {database}"));
+}
