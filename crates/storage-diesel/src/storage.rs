@@ -339,6 +339,9 @@ where
         }
     }
 
+    /// Cuts the stream into chunks and inserts them, one insert in flight while the next chunk
+    /// is received and hashed, so the database and the network work at the same time. Holds at
+    /// most two chunks.
     async fn write_chunks(
         &self,
         id: i64,
@@ -348,25 +351,40 @@ where
         let mut hasher = ContentHasher::new();
         let mut buffer = BytesMut::with_capacity(chunk_size);
         let mut seq: i32 = 0;
-        while let Some(piece) = content.next().await {
-            let mut piece = piece?;
-            hasher.update(&piece);
-            while !piece.is_empty() {
-                let take = (chunk_size - buffer.len()).min(piece.len());
-                buffer.extend_from_slice(&piece.split_to(take));
-                if buffer.len() == chunk_size {
-                    let full = buffer.split().freeze();
-                    self.insert_chunk(id, seq, full).await?;
-                    seq = seq.checked_add(1).ok_or(Error::TooLarge {
-                        limit: chunk_size as u64 * i32::MAX as u64,
-                    })?;
+        let mut in_flight: Option<tokio::task::JoinHandle<Result<()>>> = None;
+        let result: Result<()> = async {
+            while let Some(piece) = content.next().await {
+                let mut piece = piece?;
+                hasher.update(&piece);
+                while !piece.is_empty() {
+                    let take = (chunk_size - buffer.len()).min(piece.len());
+                    buffer.extend_from_slice(&piece.split_to(take));
+                    if buffer.len() == chunk_size {
+                        let full = buffer.split().freeze();
+                        finish(in_flight.take()).await?;
+                        in_flight = Some(self.spawn_insert(id, seq, full));
+                        seq = seq.checked_add(1).ok_or(Error::TooLarge {
+                            limit: chunk_size as u64 * i32::MAX as u64,
+                        })?;
+                    }
                 }
             }
+            finish(in_flight.take()).await?;
+            if !buffer.is_empty() {
+                self.insert_chunk(id, seq, buffer.split().freeze()).await?;
+            }
+            Ok(())
         }
-        if !buffer.is_empty() {
-            self.insert_chunk(id, seq, buffer.freeze()).await?;
-        }
+        .await;
+        // Never leave an insert running behind an error: the caller discards the row next.
+        let settled = finish(in_flight.take()).await;
+        result.and(settled)?;
         Ok(hasher.finish())
+    }
+
+    fn spawn_insert(&self, id: i64, seq: i32, data: Bytes) -> tokio::task::JoinHandle<Result<()>> {
+        let storage = self.clone();
+        tokio::spawn(async move { storage.insert_chunk(id, seq, data).await })
     }
 
     async fn insert_chunk(&self, id: i64, seq: i32, data: Bytes) -> Result<()> {
@@ -475,6 +493,15 @@ where
             }
         });
         Box::pin(batches.try_flatten())
+    }
+}
+
+async fn finish(insert: Option<tokio::task::JoinHandle<Result<()>>>) -> Result<()> {
+    match insert {
+        Some(handle) => handle
+            .await
+            .map_err(|e| Error::backend("database", "write task failed", e))?,
+        None => Ok(()),
     }
 }
 

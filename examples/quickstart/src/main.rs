@@ -1,27 +1,24 @@
-//! Run with: cargo run -p quickstart -- [MEDIA_DIR]
+//! Run with: cargo run -p quickstart -- [STORAGE_URL]
 //!
-//! Saves a few files into a local media directory (default `./media`) the way a Django app
-//! would, then lists what is stored with sizes, checksums and URLs. Run it twice to see Django's
-//! collision rule pick new names instead of overwriting.
+//! Saves a few files the way a Django app would into a storage (default `sqlite://media.db`, a
+//! SQLite file in the working directory; also `file://media`, `postgres://...` with the
+//! `postgres` feature of storage-diesel, ...), then lists what is stored with sizes and URLs. Run
+//! it twice to see Django's collision rule pick new names instead of overwriting.
 #![allow(clippy::print_stdout)]
 
 use std::sync::Arc;
 
-use storage_core::{
-    FileSystemStorage, Result, SaveOptions, Storage, StorageExt, UploadTo, UploadedFile,
-};
+use storage_core::{Result, SaveOptions, Storage, StorageExt, UploadTo, UploadedFile};
+use storage_diesel::{connect_url, DatabaseOptions, DEFAULT_STORAGE_URL};
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let media = std::env::args()
+    let url = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "media".to_owned());
-    let storage: Arc<dyn Storage> =
-        Arc::new(FileSystemStorage::new(&media)?.with_base_url(Some("/media/")));
-    println!(
-        "storing under {media}/ (backend: {})",
-        storage.backend_name()
-    );
+        .unwrap_or_else(|| DEFAULT_STORAGE_URL.to_owned());
+    let opened = connect_url(&url, DatabaseOptions::new().migrate_on_connect(true)).await?;
+    let storage: Arc<dyn Storage> = opened.storage();
+    println!("storing in {url} (backend: {})", storage.backend_name());
 
     // A name as a user typed it: cleaned with Django's get_valid_name.
     let portrait = storage
