@@ -16,7 +16,7 @@ use crate::name::Name;
 use crate::naming::NameCandidates;
 use crate::storage::{guess_content_type, OpenedFile, PutOptions, Storage};
 use crate::stream::{reader_stream, ByteStream, DEFAULT_CHUNK_SIZE};
-use crate::url::media_url;
+use crate::url::url_under_base;
 
 /// The directory under the location where writes are staged before they get their real name.
 /// It is never listed, and no stored name may start with it.
@@ -474,13 +474,7 @@ impl Storage for FileSystemStorage {
     }
 
     async fn url(&self, name: &Name) -> Result<String> {
-        match &self.base_url {
-            Some(base) => Ok(media_url(base, name.as_str())),
-            None => Err(Error::NotSupported {
-                backend: BACKEND,
-                operation: "url() without a base URL".to_owned(),
-            }),
-        }
+        url_under_base(BACKEND, self.base_url.as_deref(), name)
     }
 }
 

@@ -59,4 +59,4 @@ pub use stream::{
     bytes_stream, chunked_stream, collect_bytes, empty_stream, reader_stream, ByteStream, Content,
     IntoContent, DEFAULT_CHUNK_SIZE,
 };
-pub use url::media_url;
+pub use url::{media_url, url_under_base};

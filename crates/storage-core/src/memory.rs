@@ -14,7 +14,7 @@ use crate::name::Name;
 use crate::naming::NameCandidates;
 use crate::storage::{OpenedFile, PutOptions, Storage};
 use crate::stream::{chunked_stream, ByteStream, DEFAULT_CHUNK_SIZE};
-use crate::url::media_url;
+use crate::url::url_under_base;
 
 /// Files kept in a map in memory: the reference implementation of [`Storage`], with every
 /// capability. Content is gone when the value is dropped.
@@ -206,13 +206,7 @@ impl Storage for InMemoryStorage {
     }
 
     async fn url(&self, name: &Name) -> Result<String> {
-        match &self.base_url {
-            Some(base) => Ok(media_url(base, name.as_str())),
-            None => Err(Error::NotSupported {
-                backend: BACKEND,
-                operation: "url() without a base URL".to_owned(),
-            }),
-        }
+        url_under_base(BACKEND, self.base_url.as_deref(), name)
     }
 }
 

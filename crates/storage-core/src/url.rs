@@ -33,6 +33,23 @@ pub fn media_url(base_url: &str, name: &str) -> String {
     format!("{base_url}{slash}{relative}")
 }
 
+/// A backend's `url()`: [`media_url`] under its configured base URL, or
+/// [`Error::NotSupported`](crate::Error::NotSupported) when it has none (as Django raises when
+/// `base_url` is unset).
+pub fn url_under_base(
+    backend: &'static str,
+    base_url: Option<&str>,
+    name: &crate::Name,
+) -> crate::Result<String> {
+    match base_url {
+        Some(base) => Ok(media_url(base, name.as_str())),
+        None => Err(crate::Error::NotSupported {
+            backend,
+            operation: "url() without a base URL".to_owned(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

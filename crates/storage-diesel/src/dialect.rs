@@ -110,6 +110,23 @@ fn is_unique_violation(e: &diesel::result::Error) -> bool {
     )
 }
 
+/// The columns a pending row gets when it is published under `name`.
+macro_rules! live_row {
+    ($name:expr, $p:expr, $created:expr) => {
+        (
+            f::name.eq(Some($name)),
+            f::size.eq($p.size),
+            f::sha256.eq(Some(&$p.sha256)),
+            f::content_type.eq($p.content_type.as_deref()),
+            f::visibility.eq($p.visibility),
+            f::created_at.eq($created),
+            f::modified_at.eq($p.now),
+            f::state.eq(state::LIVE),
+            f::state_since.eq($p.now),
+        )
+    };
+}
+
 macro_rules! dialect {
     ($conn:ty, $backend:literal, $migrations:literal, $transaction:ident, $configure:expr) => {
         impl Dialect for $conn {
@@ -168,17 +185,7 @@ macro_rules! dialect {
                         .filter(f::id.eq(file_id))
                         .filter(f::state.eq(state::PENDING)),
                 )
-                .set((
-                    f::name.eq(Some(name)),
-                    f::size.eq(p.size),
-                    f::sha256.eq(Some(&p.sha256)),
-                    f::content_type.eq(p.content_type.as_deref()),
-                    f::visibility.eq(p.visibility),
-                    f::created_at.eq(p.now),
-                    f::modified_at.eq(p.now),
-                    f::state.eq(state::LIVE),
-                    f::state_since.eq(p.now),
-                ))
+                .set(live_row!(name, p, p.now))
                 .execute(self);
                 match updated {
                     Ok(1) => Ok(Publish::Done { created_at: p.now }),
@@ -222,17 +229,7 @@ macro_rules! dialect {
                             .filter(f::id.eq(file_id))
                             .filter(f::state.eq(state::PENDING)),
                     )
-                    .set((
-                        f::name.eq(Some(name)),
-                        f::size.eq(p.size),
-                        f::sha256.eq(Some(&p.sha256)),
-                        f::content_type.eq(p.content_type.as_deref()),
-                        f::visibility.eq(p.visibility),
-                        f::created_at.eq(created_at),
-                        f::modified_at.eq(p.now),
-                        f::state.eq(state::LIVE),
-                        f::state_since.eq(p.now),
-                    ))
+                    .set(live_row!(name, p, created_at))
                     .execute(conn)?;
                     if updated == 1 {
                         Ok(Publish::Done { created_at })

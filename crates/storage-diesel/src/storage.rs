@@ -11,8 +11,8 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnectio
 use futures::{StreamExt, TryStreamExt};
 use storage_core::naming::NameCandidates;
 use storage_core::{
-    media_url, ByteRange, ByteStream, Capabilities, ContentHasher, Error, FileMeta, Listing, Name,
-    OpenedFile, PutOptions, Result, Storage, Visibility,
+    url_under_base, ByteRange, ByteStream, Capabilities, ContentHasher, Error, FileMeta, Listing,
+    Name, OpenedFile, PutOptions, Result, Storage, Visibility,
 };
 
 use crate::dialect::{Dialect, FileRow, Publish, Published};
@@ -712,13 +712,7 @@ where
     }
 
     async fn url(&self, name: &Name) -> Result<String> {
-        match &self.inner.options.base_url {
-            Some(base) => Ok(media_url(base, name.as_str())),
-            None => Err(Error::NotSupported {
-                backend: C::BACKEND,
-                operation: "url() without a base URL".to_owned(),
-            }),
-        }
+        url_under_base(C::BACKEND, self.inner.options.base_url.as_deref(), name)
     }
 }
 
