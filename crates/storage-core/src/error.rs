@@ -72,6 +72,14 @@ pub enum Error {
         limit: u64,
     },
 
+    /// The content is not of a type this upload accepts (checked against the bytes, not only the
+    /// declared type). Nothing was stored.
+    #[error("unsupported content type: {reason}")]
+    UnsupportedType {
+        /// What was found and what is accepted.
+        reason: String,
+    },
+
     /// A byte range starts past the end of the file.
     #[error("range start {start} is past the end of a {size}-byte file")]
     InvalidRange {

@@ -1,0 +1,46 @@
+//! Framework-neutral HTTP for stored files: every serving and upload decision, once, on `http`
+//! types. The actix-web, axum and rocket adapters only carry these decisions out.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use http::{HeaderMap, Method, StatusCode};
+//! use storage_core::{InMemoryStorage, StorageExt};
+//! use storage_http::{serve, ServeConfig};
+//!
+//! let storage = InMemoryStorage::new();
+//! storage.save("docs/readme.txt", "0123456789").await?;
+//! let mut request = HeaderMap::new();
+//! request.insert("range", "bytes=2-4".parse().unwrap());
+//! let response = serve(&storage, "docs/readme.txt", &Method::GET, &request, &ServeConfig::new()).await;
+//! assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+//! assert_eq!(response.headers()["content-range"], "bytes 2-4/10");
+//! let body = storage_core::collect_bytes(response.into_body().into_stream()).await?;
+//! assert_eq!(body.as_ref(), b"234");
+//! # Ok::<(), storage_core::Error>(()) }).unwrap();
+//! ```
+//!
+//! - [`serve_decision`]: status and headers from a request and a file's metadata: GET and HEAD,
+//!   preconditions in RFC 9110 order, single and multipart ranges, If-Range, safe
+//!   `Content-Type`/`Content-Disposition`/`X-Content-Type-Options`, strong ETag, `Last-Modified`,
+//!   `Cache-Control`.
+//! - [`serve`]: the decision carried out against a [`Storage`](storage_core::Storage), reading
+//!   only the ranges needed.
+//! - [`status_for`] and [`error_response`]: one status per storage error.
+//!
+//! Crates used for solved problems: `headers` (conditional request headers and ETag
+//! comparison), `http-range-header` (Range syntax), `httpdate` (HTTP dates), `percent-encoding`
+//! (RFC 8187 file names).
+
+mod body;
+mod headers;
+mod ranges;
+mod serve;
+
+pub use crate::body::ResponseBody;
+pub use crate::headers::{
+    content_disposition, content_type_of, type_matches, DEFAULT_INLINE_TYPES,
+};
+pub use crate::ranges::{resolve_range, RangeRequest};
+pub use crate::serve::{
+    error_response, serve, serve_decision, status_for, BodyPlan, ServeConfig, ServeDecision,
+};
