@@ -72,6 +72,14 @@ pub enum Error {
         limit: u64,
     },
 
+    /// The request itself is malformed (a broken multipart body, too many files, a missing
+    /// boundary). Nothing was stored.
+    #[error("bad request: {reason}")]
+    BadRequest {
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The content is not of a type this upload accepts (checked against the bytes, not only the
     /// declared type). Nothing was stored.
     #[error("unsupported content type: {reason}")]

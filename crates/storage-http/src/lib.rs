@@ -26,15 +26,20 @@
 //! - [`serve`]: the decision carried out against a [`Storage`](storage_core::Storage), reading
 //!   only the ranges needed.
 //! - [`status_for`] and [`error_response`]: one status per storage error.
+//! - [`save_multipart`]: multipart uploads streamed into storage under an [`UploadPolicy`]
+//!   (limits per file and per request, safe basenames, types checked against the sniffed bytes,
+//!   images only with their size), all or nothing.
 //!
 //! Crates used for solved problems: `headers` (conditional request headers and ETag
 //! comparison), `http-range-header` (Range syntax), `httpdate` (HTTP dates), `percent-encoding`
-//! (RFC 8187 file names).
+//! (RFC 8187 file names), `multer` (multipart), `infer` (type sniffing), `imagesize` (image
+//! dimensions).
 
 mod body;
 mod headers;
 mod ranges;
 mod serve;
+mod upload;
 
 pub use crate::body::ResponseBody;
 pub use crate::headers::{
@@ -43,4 +48,8 @@ pub use crate::headers::{
 pub use crate::ranges::{resolve_range, RangeRequest};
 pub use crate::serve::{
     error_response, serve, serve_decision, status_for, BodyPlan, ServeConfig, ServeDecision,
+};
+pub use crate::upload::{
+    save_multipart, upload_name, ImagePolicy, ImageSize, SavedUpload, Upload, UploadPolicy,
+    MAX_TEXT_FIELD,
 };

@@ -326,7 +326,9 @@ pub fn status_for(error: &Error) -> StatusCode {
     match error {
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::AlreadyExists { .. } => StatusCode::CONFLICT,
-        Error::SuspiciousPath { .. } | Error::InvalidName { .. } => StatusCode::BAD_REQUEST,
+        Error::SuspiciousPath { .. } | Error::InvalidName { .. } | Error::BadRequest { .. } => {
+            StatusCode::BAD_REQUEST
+        }
         Error::PermissionDenied { .. } => StatusCode::FORBIDDEN,
         Error::NotSupported { .. } => StatusCode::NOT_IMPLEMENTED,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

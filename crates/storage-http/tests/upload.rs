@@ -1,0 +1,312 @@
+//! `save_multipart`: streaming multipart uploads into storage under a policy.
+
+// Test code: an index out of bounds is a test failure; the data sizes are small.
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
+
+use bytes::Bytes;
+use storage_core::{Error, InMemoryStorage, Result, SaveOptions, Storage, StorageExt, UploadTo};
+use storage_http::{save_multipart, ImagePolicy, ImageSize, Upload, UploadPolicy};
+
+const BOUNDARY: &str = "XyZzY-boundary";
+
+/// A PNG signature and header chunk: enough for type sniffing and for the size.
+fn png(width: u32, height: u32, extra: usize) -> Vec<u8> {
+    let mut data = vec![
+        0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
+    ];
+    data.extend_from_slice(&width.to_be_bytes());
+    data.extend_from_slice(&height.to_be_bytes());
+    data.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    data.extend(std::iter::repeat_n(7u8, extra));
+    data
+}
+
+enum Part<'a> {
+    Text(&'a str, &'a str),
+    File {
+        field: &'a str,
+        filename: &'a str,
+        content_type: &'a str,
+        data: Vec<u8>,
+    },
+}
+
+fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for part in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        match part {
+            Part::Text(name, value) => {
+                body.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                        .as_bytes(),
+                );
+            }
+            Part::File {
+                field,
+                filename,
+                content_type,
+                data,
+            } => {
+                body.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(data);
+                body.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// The body as the network delivers it: in small chunks.
+async fn upload(storage: &dyn Storage, body: Vec<u8>, policy: &UploadPolicy) -> Result<Upload> {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = body
+        .chunks(4096)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    save_multipart(
+        storage,
+        &format!("multipart/form-data; boundary={BOUNDARY}"),
+        futures::stream::iter(chunks),
+        policy,
+    )
+    .await
+}
+
+fn file<'a>(field: &'a str, filename: &'a str, content_type: &'a str, data: Vec<u8>) -> Part<'a> {
+    Part::File {
+        field,
+        filename,
+        content_type,
+        data,
+    }
+}
+
+async fn stored_count(storage: &InMemoryStorage) -> usize {
+    storage.len()
+}
+
+#[tokio::test]
+async fn files_and_fields_are_stored_with_safe_names_and_sniffed_types() -> Result<()> {
+    let storage = InMemoryStorage::new();
+    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+    let body = multipart(&[
+        Part::Text("title", "holiday"),
+        file("doc", "../../hax0rd.txt", "text/plain", b"hello".to_vec()),
+        file(
+            "photo",
+            "C:\\Users\\me\\Me At The Beach.PNG",
+            "application/octet-stream",
+            png(640, 480, 100),
+        ),
+        file("big", "big.bin", "application/octet-stream", big.clone()),
+    ]);
+    let policy = UploadPolicy::new()
+        .save_options(SaveOptions::new().upload_to(UploadTo::template("uploads/")));
+    let result = upload(&storage, body, &policy).await?;
+    assert_eq!(
+        result.fields,
+        vec![("title".to_owned(), "holiday".to_owned())]
+    );
+    let names: Vec<&str> = result.files.iter().map(|f| f.meta.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "uploads/hax0rd.txt",
+            "uploads/Me_At_The_Beach.PNG",
+            "uploads/big.bin"
+        ]
+    );
+    assert_eq!(result.files[1].client_filename, "Me At The Beach.PNG");
+    assert_eq!(
+        result.files[1].meta.content_type.as_deref(),
+        Some("image/png"),
+        "sniffed, not declared"
+    );
+    assert_eq!(
+        result.files[0].meta.content_type.as_deref(),
+        Some("text/plain")
+    );
+    assert_eq!(
+        storage.read_to_bytes("uploads/big.bin").await?,
+        Bytes::from(big)
+    );
+    assert_eq!(
+        storage.read_to_bytes("uploads/hax0rd.txt").await?,
+        Bytes::from_static(b"hello")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn limits_refuse_the_whole_request_and_store_nothing() -> Result<()> {
+    let storage = InMemoryStorage::new();
+    let small = file("a", "a.txt", "text/plain", b"fits".to_vec());
+    let large = file("b", "b.bin", "application/octet-stream", vec![1u8; 300_000]);
+    let per_file = UploadPolicy::new().max_file_size(100_000);
+    let result = upload(&storage, multipart(&[small, large]), &per_file).await;
+    assert!(
+        matches!(result, Err(Error::TooLarge { limit: 100_000 })),
+        "{result:?}"
+    );
+    assert_eq!(
+        stored_count(&storage).await,
+        0,
+        "the file that fitted was removed too"
+    );
+
+    let per_request = UploadPolicy::new().max_request_size(200_000);
+    let three = (0..3).map(|i| format!("f{i}.bin")).collect::<Vec<_>>();
+    let parts: Vec<Part<'_>> = three
+        .iter()
+        .map(|n| file("f", n, "application/octet-stream", vec![2u8; 90_000]))
+        .collect();
+    let result = upload(&storage, multipart(&parts), &per_request).await;
+    assert!(
+        matches!(result, Err(Error::TooLarge { limit: 200_000 })),
+        "{result:?}"
+    );
+    assert_eq!(stored_count(&storage).await, 0);
+
+    let few = UploadPolicy::new().max_files(2);
+    let result = upload(&storage, multipart(&parts), &few).await;
+    assert!(
+        matches!(result, Err(Error::BadRequest { .. })),
+        "{result:?}"
+    );
+    assert_eq!(stored_count(&storage).await, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn allowed_types_are_checked_against_the_bytes() -> Result<()> {
+    let storage = InMemoryStorage::new();
+    let images = UploadPolicy::new().allowed_types(["image/png", "image/jpeg"]);
+    // Text pretending to be a PNG.
+    let liar = file(
+        "f",
+        "evil.png",
+        "image/png",
+        b"<script>alert(1)</script>".to_vec(),
+    );
+    let result = upload(&storage, multipart(&[liar]), &images).await;
+    assert!(
+        matches!(result, Err(Error::UnsupportedType { .. })),
+        "{result:?}"
+    );
+    // A real PNG declared as something else is fine, and stored as what it is.
+    let honest = file("f", "pic.dat", "application/octet-stream", png(1, 1, 0));
+    let saved = upload(&storage, multipart(&[honest]), &images).await?;
+    assert_eq!(
+        saved.files[0].meta.content_type.as_deref(),
+        Some("image/png")
+    );
+    // Text types, which have no magic number, are taken at their word only if allowed.
+    let text = UploadPolicy::new().allowed_types(["text/plain"]);
+    upload(
+        &storage,
+        multipart(&[file("f", "notes.txt", "text/plain", b"plain".to_vec())]),
+        &text,
+    )
+    .await?;
+    let pdf_claim = file("f", "x.pdf", "application/pdf", b"not a pdf".to_vec());
+    let result = upload(
+        &storage,
+        multipart(&[pdf_claim]),
+        &UploadPolicy::new().allowed_types(["application/pdf"]),
+    )
+    .await;
+    assert!(
+        matches!(result, Err(Error::UnsupportedType { .. })),
+        "{result:?}"
+    );
+    assert_eq!(stored_count(&storage).await, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn image_policy_reports_size_and_refuses_non_images() -> Result<()> {
+    let storage = InMemoryStorage::new();
+    let policy = UploadPolicy::new().images(ImagePolicy::new().max_size(2000, 2000));
+    let saved = upload(
+        &storage,
+        multipart(&[file("p", "me.png", "image/png", png(640, 480, 10))]),
+        &policy,
+    )
+    .await?;
+    assert_eq!(
+        saved.files[0].image,
+        Some(ImageSize {
+            width: 640,
+            height: 480
+        })
+    );
+    for (name, data) in [
+        ("fake.png", b"GIF? no, text".to_vec()),
+        ("huge.png", png(5000, 10, 0)),
+    ] {
+        let result = upload(
+            &storage,
+            multipart(&[file("p", name, "image/png", data)]),
+            &policy,
+        )
+        .await;
+        assert!(
+            matches!(result, Err(Error::UnsupportedType { .. })),
+            "{name}: {result:?}"
+        );
+    }
+    assert_eq!(stored_count(&storage).await, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_requests_and_names() -> Result<()> {
+    let storage = InMemoryStorage::new();
+    let no_boundary = save_multipart(
+        &storage,
+        "multipart/form-data",
+        futures::stream::iter(Vec::<Result<Bytes, std::io::Error>>::new()),
+        &UploadPolicy::new(),
+    )
+    .await;
+    assert!(
+        matches!(no_boundary, Err(Error::BadRequest { .. })),
+        "{no_boundary:?}"
+    );
+    let mut broken = multipart(&[file("f", "a.txt", "text/plain", b"abc".to_vec())]);
+    broken.truncate(broken.len() - 20);
+    let result = upload(&storage, broken, &UploadPolicy::new()).await;
+    assert!(
+        matches!(result, Err(Error::BadRequest { .. })),
+        "{result:?}"
+    );
+    for bad in ["..", "/tmp/", "???"] {
+        let result = upload(
+            &storage,
+            multipart(&[file("f", bad, "text/plain", b"x".to_vec())]),
+            &UploadPolicy::new(),
+        )
+        .await;
+        assert!(
+            matches!(result, Err(Error::InvalidName { .. })),
+            "{bad}: {result:?}"
+        );
+    }
+    // Only the named field is stored.
+    let only = UploadPolicy::new().field("avatar");
+    let parts = [
+        file("other", "a.txt", "text/plain", b"a".to_vec()),
+        file("avatar", "b.txt", "text/plain", b"b".to_vec()),
+    ];
+    let saved = upload(&storage, multipart(&parts), &only).await?;
+    assert_eq!(saved.files.len(), 1);
+    assert_eq!(saved.files[0].meta.name.as_str(), "b.txt");
+    assert_eq!(stored_count(&storage).await, 1);
+    Ok(())
+}
