@@ -8,6 +8,7 @@
 //! dbfiles stat NAME [--json]
 //! dbfiles rm NAME
 //! dbfiles sweep [--pending-older-than SECS] [--retired-older-than SECS]
+//! dbfiles serve [--addr 127.0.0.1:8000] [--framework axum|actix|rocket] [--prefix /media/]
 //! ```
 //!
 //! The storage URL comes from `--storage`, else `DBFILES_STORAGE`, else `sqlite://media.db`:
@@ -95,6 +96,21 @@ enum Command {
     Rm {
         /// The stored name.
         name: String,
+    },
+    /// Serve the storage over HTTP with an upload page at `/`, until Ctrl-C.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        addr: std::net::SocketAddr,
+        /// Web framework: axum, actix or rocket (same behaviour).
+        #[arg(long, default_value = "axum")]
+        framework: dbfiles::server::Framework,
+        /// Where stored files are served.
+        #[arg(long, default_value = "/media/")]
+        prefix: String,
+        /// Largest upload, in bytes.
+        #[arg(long, default_value_t = 100 << 20)]
+        max_upload: u64,
     },
     /// Remove abandoned uploads and retired versions.
     Sweep {
@@ -207,6 +223,31 @@ async fn run(cli: Cli) -> Result<()> {
                     name: name.to_string(),
                 })
             }
+        }
+        Command::Serve {
+            addr,
+            framework,
+            prefix,
+            max_upload,
+        } => {
+            let options = dbfiles::server::ServerOptions::new(addr)
+                .prefix(&prefix)
+                .upload_policy(
+                    storage_http::UploadPolicy::new()
+                        .max_file_size(max_upload)
+                        .max_request_size(max_upload.saturating_add(1 << 20)),
+                );
+            let server = dbfiles::server::start(framework, storage, options).await?;
+            println_out(&format!(
+                "serving {} on http://{} with {framework}; files under {}; Ctrl-C stops",
+                cli.storage,
+                server.addr(),
+                prefix
+            ))
+            .await?;
+            let _ = tokio::signal::ctrl_c().await;
+            server.stop().await;
+            Ok(())
         }
         Command::Sweep {
             pending_older_than,

@@ -47,7 +47,8 @@ pub use crate::headers::{
 };
 pub use crate::ranges::{resolve_range, RangeRequest};
 pub use crate::serve::{
-    error_response, serve, serve_decision, status_for, BodyPlan, ServeConfig, ServeDecision,
+    error_response, name_from_path, serve, serve_decision, serve_path, status_for, BodyPlan,
+    ServeConfig, ServeDecision,
 };
 pub use crate::upload::{
     save_multipart, upload_name, ImagePolicy, ImageSize, SavedUpload, Upload, UploadPolicy,

@@ -321,6 +321,19 @@ fn multipart_length(
     parts + closing_delimiter(boundary).len() as u64
 }
 
+/// The storage name a request path names, below the prefix the adapter is mounted at:
+/// leading slashes dropped, percent-decoding applied once (so `a%20b.txt` is `a b.txt`, and an
+/// encoded `..%2F` becomes a `../` that the name rules then refuse). A path that does not decode
+/// to UTF-8 is a bad request.
+pub fn name_from_path(path: &str) -> Result<String, Error> {
+    let decoded = percent_encoding::percent_decode_str(path.trim_start_matches('/'))
+        .decode_utf8()
+        .map_err(|_| Error::BadRequest {
+            reason: "the path is not UTF-8".to_owned(),
+        })?;
+    Ok(decoded.into_owned())
+}
+
 /// The one HTTP status each storage error maps to.
 pub fn status_for(error: &Error) -> StatusCode {
     match error {
@@ -352,7 +365,9 @@ pub fn error_response(error: &Error) -> Response<ResponseBody> {
     };
     let mut response = Response::new(ResponseBody::from(text));
     *response.status_mut() = status;
+    let length = response.body().len();
     let headers = response.headers_mut();
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -374,6 +389,20 @@ pub async fn serve(
 ) -> Response<ResponseBody> {
     match try_serve(storage, name, method, headers, config).await {
         Ok(response) => response,
+        Err(e) => error_response(&e),
+    }
+}
+
+/// [`serve`] for a request path below the adapter's mount point (see [`name_from_path`]).
+pub async fn serve_path(
+    storage: &dyn Storage,
+    path: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    config: &ServeConfig,
+) -> Response<ResponseBody> {
+    match name_from_path(path) {
+        Ok(name) => serve(storage, &name, method, headers, config).await,
         Err(e) => error_response(&e),
     }
 }

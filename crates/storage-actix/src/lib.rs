@@ -1,0 +1,223 @@
+//! Stored files in actix-web: serve a [`Storage`] under a scope in one line, receive uploads with
+//! an extractor, answer with a stored file from any handler. Every HTTP decision is made by
+//! `storage-http`; this crate only carries it out.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use actix_web::{web, App, HttpResponse};
+//! use storage_actix::{Uploaded, UploadTarget};
+//! use storage_core::{InMemoryStorage, Storage};
+//! use storage_http::UploadPolicy;
+//!
+//! let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
+//! let uploads = UploadTarget::new(storage.clone(), UploadPolicy::new().max_file_size(10 << 20));
+//! let app = App::new()
+//!     .service(web::scope("/media").configure(storage_actix::configure(storage)))  // GET/HEAD /media/<name>
+//!     .app_data(web::Data::new(uploads))
+//!     .route("/upload", web::post().to(|Uploaded(upload): Uploaded| async move {
+//!         HttpResponse::Ok().body(upload.files.len().to_string())
+//!     }));
+//! # drop(app);
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::body::SizedStream;
+use actix_web::dev::Payload;
+use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use actix_web::http::{Method as ActixMethod, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use storage_core::{Error, Storage};
+use storage_http::{
+    error_response, save_multipart, serve_path, ResponseBody, ServeConfig, Upload, UploadPolicy,
+};
+
+/// Converts a `storage-http` answer into an actix response.
+pub fn into_actix(response: http::Response<ResponseBody>) -> HttpResponse {
+    let (parts, body) = response.into_parts();
+    let status =
+        StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut builder = HttpResponse::build(status);
+    // The body's size becomes Content-Length; for HEAD the decision's length is kept and no
+    // bytes are sent.
+    let length = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    for (name, value) in &parts.headers {
+        if name == http::header::CONTENT_LENGTH {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            builder.append_header((name, value));
+        }
+    }
+    if status == StatusCode::NOT_MODIFIED || length.is_none() {
+        return builder.finish();
+    }
+    let length = length.unwrap_or(0);
+    builder.body(SizedStream::new(length, body.into_stream()))
+}
+
+fn headers_of(request: &HttpRequest) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in request.headers() {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            http::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
+fn method_of(method: &ActixMethod) -> http::Method {
+    http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(http::Method::GET)
+}
+
+struct Served {
+    storage: Arc<dyn Storage>,
+    config: ServeConfig,
+}
+
+/// Serves every file of `storage` below the scope it is configured into (GET and HEAD; other
+/// methods get 405): `web::scope("/media").configure(storage_actix::configure(storage))`.
+pub fn configure(storage: Arc<dyn Storage>) -> impl FnOnce(&mut web::ServiceConfig) {
+    configure_with(storage, ServeConfig::default())
+}
+
+/// [`configure`] with a [`ServeConfig`].
+pub fn configure_with(
+    storage: Arc<dyn Storage>,
+    config: ServeConfig,
+) -> impl FnOnce(&mut web::ServiceConfig) {
+    let served = web::Data::new(Served { storage, config });
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(served).default_service(web::to(serve_request));
+    }
+}
+
+async fn serve_request(request: HttpRequest, served: web::Data<Served>) -> HttpResponse {
+    let path = request.match_info().unprocessed().to_owned();
+    let response = serve_path(
+        served.storage.as_ref(),
+        &path,
+        &method_of(request.method()),
+        &headers_of(&request),
+        &served.config,
+    )
+    .await;
+    into_actix(response)
+}
+
+/// Answers with the file stored under `name`, with every rule of `storage-http`, for handlers
+/// that decide access themselves.
+pub async fn serve_file(
+    storage: &dyn Storage,
+    name: &str,
+    request: &HttpRequest,
+    config: &ServeConfig,
+) -> HttpResponse {
+    let response = storage_http::serve(
+        storage,
+        name,
+        &method_of(request.method()),
+        &headers_of(request),
+        config,
+    )
+    .await;
+    into_actix(response)
+}
+
+/// Where [`Uploaded`] stores files, and under which policy: register it with
+/// `App::app_data(web::Data::new(target))`.
+#[derive(Clone)]
+pub struct UploadTarget {
+    /// The storage files go to.
+    pub storage: Arc<dyn Storage>,
+    /// Limits, accepted types, naming.
+    pub policy: Arc<UploadPolicy>,
+}
+
+impl UploadTarget {
+    /// Files go to `storage` under `policy`.
+    pub fn new(storage: Arc<dyn Storage>, policy: UploadPolicy) -> Self {
+        Self {
+            storage,
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+/// Extractor: the request's multipart file fields, streamed into storage (no temporary file),
+/// with the policy's limits. A refused upload (413, 415, 400) stores nothing.
+#[derive(Debug)]
+pub struct Uploaded(pub Upload);
+
+/// Why an upload was refused, answered with the status `storage-http` maps it to.
+#[derive(Debug)]
+pub struct UploadRejected(pub Error);
+
+impl std::fmt::Display for UploadRejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl actix_web::ResponseError for UploadRejected {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(storage_http::status_for(&self.0).as_u16())
+            .unwrap_or(StatusCode::BAD_REQUEST)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        into_actix(error_response(&self.0))
+    }
+}
+
+impl FromRequest for Uploaded {
+    type Error = UploadRejected;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let target = request.app_data::<web::Data<UploadTarget>>().cloned();
+        let content_type = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let Some(target) = target else {
+                return Err(UploadRejected(Error::NotSupported {
+                    backend: "actix",
+                    operation: "uploads without an UploadTarget in app_data".to_owned(),
+                }));
+            };
+            // The payload is tied to this thread; a small channel carries it to the parser,
+            // with backpressure.
+            let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+            let pump = async move {
+                while let Some(chunk) = payload.next().await {
+                    let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+                    let stop = item.is_err();
+                    if tx.send(item).await.is_err() || stop {
+                        break;
+                    }
+                }
+            };
+            let save = save_multipart(target.storage.as_ref(), &content_type, rx, &target.policy);
+            let (saved, ()) = futures::join!(save, pump);
+            saved.map(Uploaded).map_err(UploadRejected)
+        })
+    }
+}

@@ -1,0 +1,149 @@
+//! Stored files in axum: serve a [`Storage`] under a prefix in one line, receive uploads with an
+//! extractor, answer with a stored file from any handler. Every HTTP decision is made by
+//! `storage-http`; this crate only carries it out.
+//!
+//! ```
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use axum::{routing::post, Json, Router};
+//! use storage_axum::{Uploaded, UploadTarget};
+//! use storage_core::{InMemoryStorage, Storage};
+//! use storage_http::UploadPolicy;
+//!
+//! let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
+//! let uploads = UploadTarget::new(storage.clone(), UploadPolicy::new().max_file_size(10 << 20));
+//! let app: Router = Router::new()
+//!     .nest_service("/media", storage_axum::router(storage))   // GET/HEAD /media/<name>
+//!     .route("/upload", post(|Uploaded(upload): Uploaded| async move {
+//!         Json(upload.files.iter().map(|f| f.meta.name.to_string()).collect::<Vec<_>>())
+//!     }))
+//!     .with_state(uploads);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # drop((app, listener)); Ok(()) }
+//! ```
+//!
+//! Turn `TCP_NODELAY` on when serving (axum leaves it off, and small responses then wait about
+//! 40 ms for delayed ACKs):
+//! `axum::serve(axum::serve::ListenerExt::tap_io(listener, |tcp| { let _ = tcp.set_nodelay(true); }), app)`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRef, FromRequest, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use storage_core::Storage;
+use storage_http::{
+    error_response, save_multipart, serve_path, ResponseBody, ServeConfig, Upload, UploadPolicy,
+};
+
+/// An answer from `storage-http` as an axum response.
+#[derive(Debug)]
+pub struct StorageResponse(pub http::Response<ResponseBody>);
+
+impl IntoResponse for StorageResponse {
+    fn into_response(self) -> Response {
+        let (parts, body) = self.0.into_parts();
+        Response::from_parts(parts, Body::from_stream(body.into_stream()))
+    }
+}
+
+#[derive(Clone)]
+struct Served {
+    storage: Arc<dyn Storage>,
+    config: Arc<ServeConfig>,
+}
+
+/// A router that serves every file of `storage` (GET and HEAD; other methods get 405), for
+/// `Router::nest_service("/media", storage_axum::router(storage))`.
+pub fn router(storage: Arc<dyn Storage>) -> Router {
+    router_with(storage, ServeConfig::default())
+}
+
+/// [`router`] with a [`ServeConfig`].
+pub fn router_with(storage: Arc<dyn Storage>, config: ServeConfig) -> Router {
+    Router::new().fallback(serve_request).with_state(Served {
+        storage,
+        config: Arc::new(config),
+    })
+}
+
+async fn serve_request(
+    State(served): State<Served>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> StorageResponse {
+    StorageResponse(
+        serve_path(
+            served.storage.as_ref(),
+            uri.path(),
+            &method,
+            &headers,
+            &served.config,
+        )
+        .await,
+    )
+}
+
+/// Answers with the file stored under `name`, with every rule of `storage-http` (ranges,
+/// validators, safe headers), for handlers that decide access themselves.
+pub async fn serve_file(
+    storage: &dyn Storage,
+    name: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    config: &ServeConfig,
+) -> StorageResponse {
+    StorageResponse(storage_http::serve(storage, name, method, headers, config).await)
+}
+
+/// Where [`Uploaded`] stores files, and under which policy. Put it in the router state (or make
+/// it reachable with `FromRef`).
+#[derive(Clone)]
+pub struct UploadTarget {
+    /// The storage files go to.
+    pub storage: Arc<dyn Storage>,
+    /// Limits, accepted types, naming.
+    pub policy: Arc<UploadPolicy>,
+}
+
+impl UploadTarget {
+    /// Files go to `storage` under `policy`.
+    pub fn new(storage: Arc<dyn Storage>, policy: UploadPolicy) -> Self {
+        Self {
+            storage,
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+/// Extractor: the request's multipart file fields, streamed into storage (no temporary file),
+/// with the policy's limits. A refused upload (413, 415, 400) stores nothing.
+#[derive(Debug)]
+pub struct Uploaded(pub Upload);
+
+impl<S> FromRequest<S> for Uploaded
+where
+    S: Send + Sync,
+    UploadTarget: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let target = UploadTarget::from_ref(state);
+        let content_type = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = request.into_body().into_data_stream();
+        save_multipart(target.storage.as_ref(), &content_type, body, &target.policy)
+            .await
+            .map(Uploaded)
+            .map_err(|e| StorageResponse(error_response(&e)).into_response())
+    }
+}
