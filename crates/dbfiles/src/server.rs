@@ -12,6 +12,8 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use storage_core::{media_url, Error, Name, Result, Storage};
 use storage_http::{error_response, ImagePolicy, ResponseBody, ServeConfig, Upload, UploadPolicy};
 
+const NOSNIFF: http::HeaderName = http::HeaderName::from_static("x-content-type-options");
+
 /// Which web framework serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framework {
@@ -184,6 +186,9 @@ fn upload_answer(result: Result<Upload>, headers: &HeaderMap) -> Response<Respon
         .headers_mut()
         .insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
     response
+        .headers_mut()
+        .insert(NOSNIFF, HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// Most files the index page lists.
@@ -243,6 +248,7 @@ async fn index_page(app: &App) -> Response<ResponseBody> {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(NOSNIFF, HeaderValue::from_static("nosniff"));
     headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
     response
 }

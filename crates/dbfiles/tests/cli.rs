@@ -286,6 +286,70 @@ fn unreachable_server_names_the_database_not_the_password() {
     }
 }
 
+#[test]
+fn serve_answers_over_loopback_and_stops_on_ctrl_c() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let cli = Cli::sqlite();
+    let local = cli.write("hello.txt", b"hello from serve");
+    cli.ok(&["put", &local]);
+    for framework in ["axum", "actix", "rocket"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dbfiles"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--framework", framework])
+            .env("DBFILES_STORAGE", &cli.storage)
+            .current_dir(cli.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn dbfiles serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("first line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{framework}: no address in {line:?}"))
+            .to_owned();
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+        stream
+            .write_all(
+                format!(
+                    "GET /media/hello.txt HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "{framework}: {response}"
+        );
+        assert!(
+            response.ends_with("hello from serve"),
+            "{framework}: {response}"
+        );
+        // Ctrl-C stops it cleanly (bounded wait).
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let mut stopped = false;
+        for _ in 0..100 {
+            if child.try_wait().expect("wait").is_some() {
+                stopped = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if !stopped {
+            let _ = child.kill();
+        }
+        assert!(stopped, "{framework}: serve did not stop on SIGINT");
+    }
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 fn server(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
@@ -300,6 +364,7 @@ fn server(var: &str) -> Option<String> {
     }
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 fn sh(program: &str, args: &[&str]) {
     let out = Command::new(program)
         .args(args)

@@ -156,8 +156,10 @@ pub fn serve_decision(
     config: &ServeConfig,
 ) -> ServeDecision {
     let mut headers = HeaderMap::new();
+    headers.insert(NOSNIFF, HeaderValue::from_static("nosniff"));
     if method != Method::GET && method != Method::HEAD {
         headers.insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
         return ServeDecision {
             status: StatusCode::METHOD_NOT_ALLOWED,
             headers,
@@ -186,6 +188,7 @@ pub fn serve_decision(
         false
     };
     if precondition_failed {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
         return ServeDecision {
             status: StatusCode::PRECONDITION_FAILED,
             headers,
@@ -210,7 +213,6 @@ pub fn serve_decision(
 
     let content_type = content_type_of(meta);
     headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(NOSNIFF, HeaderValue::from_static("nosniff"));
     headers.insert(
         CONTENT_DISPOSITION,
         content_disposition(
