@@ -11,7 +11,7 @@ use headers::{
 };
 use http::header::{
     ACCEPT_RANGES, ALLOW, CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE,
-    CONTENT_TYPE, IF_RANGE, RANGE,
+    CONTENT_TYPE, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use storage_core::{ByteRange, ByteStream, Error, FileMeta, Name, Storage, Visibility};
@@ -417,13 +417,40 @@ async fn try_serve(
     config: &ServeConfig,
 ) -> Result<Response<ResponseBody>, Error> {
     let name = Name::new(name)?;
-    let mut meta = storage.metadata(&name).await?;
+    // A plain GET almost always sends the whole file: open it at once, so a backend that can
+    // (the database backends) answers metadata and the first chunk in one round trip. Requests
+    // with validators or ranges look at the metadata first and open only what they need.
+    let plain_get = method == Method::GET
+        && [
+            RANGE,
+            IF_MATCH,
+            IF_NONE_MATCH,
+            IF_MODIFIED_SINCE,
+            IF_UNMODIFIED_SINCE,
+        ]
+        .iter()
+        .all(|h| !request.contains_key(h));
+    let mut opened_whole = None;
+    let mut meta = if plain_get {
+        let opened = storage.open(&name, None).await?;
+        let meta = opened.meta.clone();
+        opened_whole = Some(opened);
+        meta
+    } else {
+        storage.metadata(&name).await?
+    };
     // The file may be replaced between looking at it and opening it; then decide again on the
     // version actually opened (bounded: each round means another overwrite just happened).
     for _ in 0..3 {
         let decision = serve_decision(method, request, &meta, config);
         let body = match &decision.body {
             BodyPlan::Empty => ResponseBody::empty(),
+            BodyPlan::Whole if opened_whole.is_some() => {
+                let opened = opened_whole.take().ok_or_else(|| {
+                    Error::backend("http", "no open file", std::io::Error::other("missing"))
+                })?;
+                ResponseBody::sized(opened.stream, opened.range.end - opened.range.start)
+            }
             BodyPlan::Whole | BodyPlan::Single(_) => {
                 let range = match &decision.body {
                     BodyPlan::Single(r) => Some(ByteRange::new(r.start, r.end)),

@@ -4,7 +4,11 @@
 //! body.
 
 // Test code: an out-of-range index is a test failure.
-#![allow(clippy::indexing_slicing, clippy::print_stderr, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::indexing_slicing,
+    clippy::print_stderr,
+    clippy::cast_possible_truncation
+)]
 
 use std::sync::Arc;
 use std::time::Duration;
