@@ -60,6 +60,8 @@ impl<'r> Responder<'r, 'static> for StorageResponse {
         }
         if let Some(length) = length {
             builder.sized_body(length, KnownLength::new(body, length));
+            // Rocket reads bodies 4 KiB at a time by default; storage chunks are far larger.
+            builder.max_chunk_size(storage_core::DEFAULT_CHUNK_SIZE);
         }
         Ok(builder.finalize())
     }
