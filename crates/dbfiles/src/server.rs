@@ -336,25 +336,15 @@ mod actix_app {
     use storage_actix::{into_actix, UploadTarget, Uploaded};
     use storage_core::Result;
 
-    fn headers(request: &HttpRequest) -> http::HeaderMap {
-        let mut map = http::HeaderMap::new();
-        for (name, value) in request.headers() {
-            if let (Ok(n), Ok(v)) = (
-                http::HeaderName::from_bytes(name.as_str().as_bytes()),
-                http::HeaderValue::from_bytes(value.as_bytes()),
-            ) {
-                map.append(n, v);
-            }
-        }
-        map
-    }
-
     async fn index(app: web::Data<App>) -> HttpResponse {
         into_actix(index_page(&app).await)
     }
 
     async fn upload(request: HttpRequest, Uploaded(upload): Uploaded) -> HttpResponse {
-        into_actix(upload_answer(Ok(upload), &headers(&request)))
+        into_actix(upload_answer(
+            Ok(upload),
+            &storage_actix::request_headers(&request),
+        ))
     }
 
     pub(super) fn start(app: App) -> Result<RunningServer> {
@@ -426,16 +416,7 @@ mod rocket_app {
         type Error = std::convert::Infallible;
 
         async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-            let mut map = http::HeaderMap::new();
-            for header in request.headers().iter() {
-                if let (Ok(n), Ok(v)) = (
-                    http::HeaderName::from_bytes(header.name().as_str().as_bytes()),
-                    http::HeaderValue::from_str(header.value()),
-                ) {
-                    map.append(n, v);
-                }
-            }
-            Outcome::Success(Headers(map))
+            Outcome::Success(Headers(storage_rocket::request_headers(request)))
         }
     }
 

@@ -32,9 +32,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use storage_core::{Error, Storage};
-use storage_http::{
-    error_response, save_multipart, serve_path, ResponseBody, ServeConfig, Upload, UploadPolicy,
-};
+use storage_http::{error_response, save_multipart, serve_path, ResponseBody, ServeConfig, Upload};
 
 /// Converts a `storage-http` answer into an actix response.
 pub fn into_actix(response: http::Response<ResponseBody>) -> HttpResponse {
@@ -66,7 +64,8 @@ pub fn into_actix(response: http::Response<ResponseBody>) -> HttpResponse {
     builder.body(SizedStream::new(length, body.into_stream()))
 }
 
-fn headers_of(request: &HttpRequest) -> http::HeaderMap {
+/// The request's headers as an `http::HeaderMap`, for `storage-http` calls.
+pub fn request_headers(request: &HttpRequest) -> http::HeaderMap {
     let mut headers = http::HeaderMap::new();
     for (name, value) in request.headers() {
         if let (Ok(name), Ok(value)) = (
@@ -111,7 +110,7 @@ async fn serve_request(request: HttpRequest, served: web::Data<Served>) -> HttpR
         served.storage.as_ref(),
         &path,
         &method_of(request.method()),
-        &headers_of(&request),
+        &request_headers(&request),
         &served.config,
     )
     .await;
@@ -130,32 +129,14 @@ pub async fn serve_file(
         storage,
         name,
         &method_of(request.method()),
-        &headers_of(request),
+        &request_headers(request),
         config,
     )
     .await;
     into_actix(response)
 }
 
-/// Where [`Uploaded`] stores files, and under which policy: register it with
-/// `App::app_data(web::Data::new(target))`.
-#[derive(Clone)]
-pub struct UploadTarget {
-    /// The storage files go to.
-    pub storage: Arc<dyn Storage>,
-    /// Limits, accepted types, naming.
-    pub policy: Arc<UploadPolicy>,
-}
-
-impl UploadTarget {
-    /// Files go to `storage` under `policy`.
-    pub fn new(storage: Arc<dyn Storage>, policy: UploadPolicy) -> Self {
-        Self {
-            storage,
-            policy: Arc::new(policy),
-        }
-    }
-}
+pub use storage_http::UploadTarget;
 
 /// Extractor: the request's multipart file fields, streamed into storage (no temporary file),
 /// with the policy's limits. A refused upload (413, 415, 400) stores nothing.

@@ -5,7 +5,7 @@
 //! ```
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use axum::{routing::post, Json, Router};
+//! use axum::{routing::post, Router};
 //! use storage_axum::{Uploaded, UploadTarget};
 //! use storage_core::{InMemoryStorage, Storage};
 //! use storage_http::UploadPolicy;
@@ -15,7 +15,7 @@
 //! let app: Router = Router::new()
 //!     .nest_service("/media", storage_axum::router(storage))   // GET/HEAD /media/<name>
 //!     .route("/upload", post(|Uploaded(upload): Uploaded| async move {
-//!         Json(upload.files.iter().map(|f| f.meta.name.to_string()).collect::<Vec<_>>())
+//!         upload.files.iter().map(|f| f.meta.name.to_string()).collect::<Vec<_>>().join("\n")
 //!     }))
 //!     .with_state(uploads);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -35,9 +35,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use storage_core::Storage;
-use storage_http::{
-    error_response, save_multipart, serve_path, ResponseBody, ServeConfig, Upload, UploadPolicy,
-};
+use storage_http::{error_response, save_multipart, serve_path, ResponseBody, ServeConfig, Upload};
 
 /// An answer from `storage-http` as an axum response.
 #[derive(Debug)]
@@ -100,25 +98,7 @@ pub async fn serve_file(
     StorageResponse(storage_http::serve(storage, name, method, headers, config).await)
 }
 
-/// Where [`Uploaded`] stores files, and under which policy. Put it in the router state (or make
-/// it reachable with `FromRef`).
-#[derive(Clone)]
-pub struct UploadTarget {
-    /// The storage files go to.
-    pub storage: Arc<dyn Storage>,
-    /// Limits, accepted types, naming.
-    pub policy: Arc<UploadPolicy>,
-}
-
-impl UploadTarget {
-    /// Files go to `storage` under `policy`.
-    pub fn new(storage: Arc<dyn Storage>, policy: UploadPolicy) -> Self {
-        Self {
-            storage,
-            policy: Arc::new(policy),
-        }
-    }
-}
+pub use storage_http::UploadTarget;
 
 /// Extractor: the request's multipart file fields, streamed into storage (no temporary file),
 /// with the policy's limits. A refused upload (413, 415, 400) stores nothing.

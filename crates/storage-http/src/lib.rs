@@ -52,5 +52,5 @@ pub use crate::serve::{
 };
 pub use crate::upload::{
     save_multipart, upload_name, ImagePolicy, ImageSize, SavedUpload, Upload, UploadPolicy,
-    MAX_TEXT_FIELD,
+    UploadTarget, MAX_TEXT_FIELD,
 };

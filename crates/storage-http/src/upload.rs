@@ -152,6 +152,43 @@ impl UploadPolicy {
     }
 }
 
+/// Where uploads go and under which policy: the state an adapter's upload extractor reads.
+#[derive(Clone)]
+pub struct UploadTarget {
+    /// The storage files go to.
+    pub storage: std::sync::Arc<dyn Storage>,
+    /// Limits, accepted types, naming.
+    pub policy: std::sync::Arc<UploadPolicy>,
+}
+
+impl std::fmt::Debug for UploadTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadTarget")
+            .field("storage", &self.storage)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl UploadTarget {
+    /// Files go to `storage` under `policy`.
+    pub fn new(storage: std::sync::Arc<dyn Storage>, policy: UploadPolicy) -> Self {
+        Self {
+            storage,
+            policy: std::sync::Arc::new(policy),
+        }
+    }
+
+    /// [`save_multipart`] into this target.
+    pub async fn save_multipart<S, E>(&self, content_type: &str, body: S) -> Result<Upload, Error>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    {
+        save_multipart(self.storage.as_ref(), content_type, body, &self.policy).await
+    }
+}
+
 /// One stored file of an upload.
 #[derive(Debug, Clone)]
 pub struct SavedUpload {

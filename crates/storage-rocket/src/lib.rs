@@ -118,7 +118,8 @@ impl tokio::io::AsyncSeek for KnownLength {
     }
 }
 
-fn headers_of(request: &Request<'_>) -> http::HeaderMap {
+/// The request's headers as an `http::HeaderMap`, for `storage-http` calls.
+pub fn request_headers(request: &Request<'_>) -> http::HeaderMap {
     let mut headers = http::HeaderMap::new();
     for header in request.headers().iter() {
         if let (Ok(name), Ok(value)) = (
@@ -154,7 +155,7 @@ impl Handler for ServeHandler {
             self.storage.as_ref(),
             below,
             &method_of(request.method()),
-            &headers_of(request),
+            &request_headers(request),
             &self.config,
         )
         .await;
@@ -250,32 +251,14 @@ pub async fn serve_file(
             storage,
             name,
             &method_of(request.method()),
-            &headers_of(request),
+            &request_headers(request),
             config,
         )
         .await,
     )
 }
 
-/// Where [`Uploaded`] stores files, and under which policy; managed state
-/// (`StorageFairing::uploads` adds it).
-#[derive(Clone)]
-pub struct UploadTarget {
-    /// The storage files go to.
-    pub storage: Arc<dyn Storage>,
-    /// Limits, accepted types, naming.
-    pub policy: Arc<UploadPolicy>,
-}
-
-impl UploadTarget {
-    /// Files go to `storage` under `policy`.
-    pub fn new(storage: Arc<dyn Storage>, policy: UploadPolicy) -> Self {
-        Self {
-            storage,
-            policy: Arc::new(policy),
-        }
-    }
-}
+pub use storage_http::UploadTarget;
 
 /// Data guard: the request's multipart file fields, streamed into storage (no temporary file),
 /// with the policy's limits. A refused upload stores nothing; take `Result<Uploaded, Error>` and
