@@ -7,6 +7,7 @@
 //! dbfiles ls [DIR] [--long]
 //! dbfiles stat NAME [--json]
 //! dbfiles rm NAME
+//! dbfiles url NAME [--expires SECONDS]
 //! dbfiles sweep [--pending-older-than SECS] [--retired-older-than SECS]
 //! dbfiles serve [--addr 127.0.0.1:8000] [--framework axum|actix|rocket] [--prefix /media/]
 //! ```
@@ -41,6 +42,20 @@ struct Cli {
     #[arg(long, global = true, env = "DBFILES_STORAGE", default_value = DEFAULT_STORAGE_URL)]
     storage: String,
 
+    /// Secret that signs URLs of private files (`url`) and checks them (`serve`).
+    #[arg(long, global = true, env = "DBFILES_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+
+    /// Older secrets whose signatures are still accepted while secrets rotate (comma-separated).
+    #[arg(
+        long = "old-secret",
+        global = true,
+        env = "DBFILES_OLD_SECRETS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    old_secrets: Vec<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -59,9 +74,12 @@ enum Command {
         /// Replace a stored file of the same name.
         #[arg(long)]
         overwrite: bool,
-        /// Store as private (served only with a signed URL).
-        #[arg(long)]
+        /// Store as private (served only with a signed URL); the default on databases.
+        #[arg(long, conflicts_with = "public")]
         private: bool,
+        /// Store as public (served to anyone with the URL).
+        #[arg(long)]
+        public: bool,
         /// The media type to record (default: guessed from the name).
         #[arg(long)]
         content_type: Option<String>,
@@ -83,6 +101,14 @@ enum Command {
         /// Show size, modification time and type.
         #[arg(long, short = 'l')]
         long: bool,
+    },
+    /// Print a file's URL: plain for a public file, signed (with --secret) for a private one.
+    Url {
+        /// The stored name.
+        name: String,
+        /// How long a signed URL stays valid, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        expires: u64,
     },
     /// Show a stored file's metadata.
     Stat {
@@ -160,10 +186,17 @@ async fn run(cli: Cli) -> Result<()> {
     // The CLI owns an embedded SQLite file the way `sqlite3` does: it creates the tables on
     // first use. Server databases are migrated explicitly (`dbfiles migrate`, a deploy step).
     let embedded = cli.storage.starts_with("sqlite:");
-    let options = DatabaseOptions::new()
+    let signer = cli.secret.as_ref().map(|secret| {
+        storage_core::UrlSigner::new(secret)
+            .with_previous_secrets(cli.old_secrets.iter().filter(|s| !s.is_empty()))
+    });
+    let mut options = DatabaseOptions::new()
         .pool_size(4)
         .connect_timeout(Duration::from_secs(10))
         .migrate_on_connect(embedded || matches!(cli.command, Command::Migrate));
+    if let Some(signer) = &signer {
+        options = options.url_signer(signer.clone());
+    }
     let any = connect_url(&cli.storage, options).await?;
     let storage = any.storage();
     match cli.command {
@@ -173,6 +206,7 @@ async fn run(cli: Cli) -> Result<()> {
             name,
             overwrite,
             private,
+            public,
             content_type,
             keep_name,
         } => {
@@ -193,6 +227,9 @@ async fn run(cli: Cli) -> Result<()> {
             if private {
                 options = options.visibility(Visibility::Private);
             }
+            if public {
+                options = options.visibility(Visibility::Public);
+            }
             if let Some(content_type) = content_type {
                 options = options.content_type(content_type);
             }
@@ -205,6 +242,12 @@ async fn run(cli: Cli) -> Result<()> {
             get(storage.as_ref(), &name, local.as_deref().unwrap_or("-")).await
         }
         Command::Ls { dir, long } => ls(storage.as_ref(), dir.as_deref(), long).await,
+        Command::Url { name, expires } => {
+            let url = storage
+                .url(&Name::new(&name)?, Some(Duration::from_secs(expires)))
+                .await?;
+            println_out(&url).await
+        }
         Command::Stat { name, json } => {
             let meta = storage.metadata(&Name::new(&name)?).await?;
             println_out(&if json {
@@ -230,7 +273,12 @@ async fn run(cli: Cli) -> Result<()> {
             prefix,
             max_upload,
         } => {
+            let mut serve_config = storage_http::ServeConfig::new();
+            if let Some(signer) = signer {
+                serve_config = serve_config.signer(signer);
+            }
             let options = dbfiles::server::ServerOptions::new(addr)
+                .serve_config(serve_config)
                 .prefix(&prefix)
                 .upload_policy(
                     storage_http::UploadPolicy::new()

@@ -90,6 +90,13 @@ impl ServerOptions {
         self
     }
 
+    /// Sets how files are served (a URL signer for private files, the app's access check, ...).
+    #[must_use]
+    pub fn serve_config(mut self, config: ServeConfig) -> Self {
+        self.serve = config;
+        self
+    }
+
     /// Sets the upload policy; the image route gets the same, images only.
     #[must_use]
     pub fn upload_policy(mut self, policy: UploadPolicy) -> Self {
@@ -223,7 +230,18 @@ async fn index_page(app: &App) -> Response<ResponseBody> {
     };
     let mut items = String::new();
     for name in &names {
-        let href = media_url(&app.options.prefix, name.as_str());
+        // Private files get a signed link when the server has a signer.
+        let href = match app.storage.metadata(name).await {
+            Ok(meta) => storage_core::file_url(
+                "server",
+                Some(&app.options.prefix),
+                app.options.serve.signer.as_ref(),
+                &meta,
+                None,
+            )
+            .unwrap_or_else(|_| media_url(&app.options.prefix, name.as_str())),
+            Err(_) => media_url(&app.options.prefix, name.as_str()),
+        };
         items.push_str(&format!(
             "<li><a href=\"{}\">{}</a></li>\n",
             html_escape::encode_double_quoted_attribute(&href),

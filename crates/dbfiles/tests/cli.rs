@@ -287,11 +287,81 @@ fn unreachable_server_names_the_database_not_the_password() {
 }
 
 #[test]
+fn url_signs_private_files_with_the_secret_serve_checks() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let cli = Cli::sqlite();
+    let local = cli.write("plan.pdf", b"%PDF plan");
+    assert_eq!(cli.ok(&["put", &local]).trim(), "plan.pdf");
+    let public = cli.write("open.txt", b"open");
+    cli.ok(&["put", &public, "--public"]);
+    // Private by default on a database; without a secret there is no URL to give.
+    assert!(cli
+        .fails(&["url", "plan.pdf"])
+        .contains("private files without a URL signer"));
+    assert_eq!(cli.ok(&["url", "open.txt"]).trim(), "/media/open.txt");
+    let signed = cli.ok(&["--secret", "s3cret", "url", "plan.pdf", "--expires", "120"]);
+    let signed = signed.trim().to_owned();
+    assert!(
+        signed.starts_with("/media/plan.pdf?expires=") && signed.contains("&signature="),
+        "{signed}"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dbfiles"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("DBFILES_STORAGE", &cli.storage)
+        .env("DBFILES_SECRET", "new secret")
+        .env("DBFILES_OLD_SECRETS", "s3cret")
+        .current_dir(cli.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dbfiles serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_default()
+        .to_owned();
+    let status = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        response
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // Signed with a secret serve still accepts as a previous one.
+    let answers = (
+        status(&signed),
+        status("/media/plan.pdf"),
+        status(&signed.replace("plan.pdf", "open.txt")),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        answers,
+        ("200".to_owned(), "403".to_owned(), "200".to_owned()),
+        "signed, unsigned, public"
+    );
+}
+
+#[test]
 fn serve_answers_over_loopback_and_stops_on_ctrl_c() {
     use std::io::{BufRead, BufReader, Read, Write};
     let cli = Cli::sqlite();
     let local = cli.write("hello.txt", b"hello from serve");
-    cli.ok(&["put", &local]);
+    cli.ok(&["put", &local, "--public"]);
     for framework in ["axum", "actix", "rocket"] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dbfiles"))
             .args(["serve", "--addr", "127.0.0.1:0", "--framework", framework])

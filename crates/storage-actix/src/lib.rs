@@ -78,6 +78,10 @@ pub fn request_headers(request: &HttpRequest) -> http::HeaderMap {
     headers
 }
 
+fn query_of(request: &HttpRequest) -> Option<&str> {
+    Some(request.query_string()).filter(|q| !q.is_empty())
+}
+
 fn method_of(method: &ActixMethod) -> http::Method {
     http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(http::Method::GET)
 }
@@ -109,6 +113,7 @@ async fn serve_request(request: HttpRequest, served: web::Data<Served>) -> HttpR
     let response = serve_path(
         served.storage.as_ref(),
         &path,
+        query_of(&request),
         &method_of(request.method()),
         &request_headers(&request),
         &served.config,
@@ -128,6 +133,7 @@ pub async fn serve_file(
     let response = storage_http::serve(
         storage,
         name,
+        query_of(request),
         &method_of(request.method()),
         &request_headers(request),
         config,

@@ -78,6 +78,7 @@ async fn serve_request(
         serve_path(
             served.storage.as_ref(),
             uri.path(),
+            uri.query(),
             &method,
             &headers,
             &served.config,
@@ -91,11 +92,12 @@ async fn serve_request(
 pub async fn serve_file(
     storage: &dyn Storage,
     name: &str,
+    query: Option<&str>,
     method: &Method,
     headers: &HeaderMap,
     config: &ServeConfig,
 ) -> StorageResponse {
-    StorageResponse(storage_http::serve(storage, name, method, headers, config).await)
+    StorageResponse(storage_http::serve(storage, name, query, method, headers, config).await)
 }
 
 pub use storage_http::UploadTarget;

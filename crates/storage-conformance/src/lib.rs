@@ -751,7 +751,16 @@ pub async fn copy_to_new_name(storage: &dyn Storage) -> Result<()> {
 /// Private files round-trip where supported, and are refused (storing nothing) where not.
 pub async fn visibility(storage: &dyn Storage) -> Result<()> {
     let dir = unique_dir("visibility");
-    let public = storage.save(&format!("{dir}/public.txt"), "p").await?;
+    let default = storage.save(&format!("{dir}/default.txt"), "d").await?;
+    assert_eq!(default.visibility, storage.default_visibility());
+    assert_eq!(
+        storage.metadata(&default.name).await?.visibility,
+        storage.default_visibility()
+    );
+    let public_options = SaveOptions::new().visibility(Visibility::Public);
+    let public = storage
+        .save_with(&format!("{dir}/public.txt"), "p", &public_options)
+        .await?;
     assert_eq!(
         storage.metadata(&public.name).await?.visibility,
         Visibility::Public
@@ -780,20 +789,37 @@ pub async fn visibility(storage: &dyn Storage) -> Result<()> {
 /// `url` percent-encodes the name and never yields a scheme-relative URL.
 pub async fn url_for_saved_file(storage: &dyn Storage) -> Result<()> {
     let dir = unique_dir("url");
+    let public = SaveOptions::new()
+        .keep_name(true)
+        .visibility(Visibility::Public);
     let meta = storage
-        .save_with(
-            &format!("{dir}/a b#c.txt"),
-            "u",
-            &SaveOptions::new().keep_name(true),
-        )
+        .save_with(&format!("{dir}/a b#c.txt"), "u", &public)
         .await?;
-    match storage.url(&meta.name).await {
+    match storage.url(&meta.name, None).await {
         Ok(url) => {
             assert!(url.contains(&format!("{dir}/a%20b%23c.txt")), "{url}");
-            assert!(!url.starts_with("//"), "{url}");
+            assert!(!url.starts_with("//") && !url.contains('?'), "{url}");
         }
         Err(Error::NotSupported { .. }) => {}
         Err(e) => return Err(e),
+    }
+    // A private file's URL is signed, or refused where the storage has no signer.
+    if storage.capabilities().private_files {
+        let private = SaveOptions::new().visibility(Visibility::Private);
+        let secret = storage
+            .save_with(&format!("{dir}/secret.txt"), "s", &private)
+            .await?;
+        match storage
+            .url(&secret.name, Some(std::time::Duration::from_secs(60)))
+            .await
+        {
+            Ok(url) => assert!(
+                url.contains("?expires=") && url.contains("&signature="),
+                "{url}"
+            ),
+            Err(Error::NotSupported { .. }) => {}
+            Err(e) => return Err(e),
+        }
     }
     remove_dir(storage, &dir).await
 }

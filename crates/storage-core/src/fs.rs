@@ -49,7 +49,7 @@ const MAX_VANISHED_DIR_RETRIES: u32 = 8;
 /// let storage = FileSystemStorage::new(dir.path())?.with_base_url(Some("/media/"));
 /// let meta = storage.save("my photo.jpg", "...").await?;
 /// assert_eq!(meta.name.as_str(), "my_photo.jpg");
-/// assert_eq!(storage.url(&meta.name).await?, "/media/my_photo.jpg");
+/// assert_eq!(storage.url(&meta.name, None).await?, "/media/my_photo.jpg");
 /// # Ok::<(), storage_core::Error>(()) }).unwrap();
 /// ```
 #[derive(Debug, Clone)]
@@ -473,7 +473,11 @@ impl Storage for FileSystemStorage {
         .await
     }
 
-    async fn url(&self, name: &Name) -> Result<String> {
+    fn default_visibility(&self) -> Visibility {
+        Visibility::Public
+    }
+
+    async fn url(&self, name: &Name, _valid_for: Option<Duration>) -> Result<String> {
         url_under_base(BACKEND, self.base_url.as_deref(), name)
     }
 }

@@ -3,9 +3,10 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
-//! use storage_core::{InMemoryStorage, SaveOptions, Storage, StorageExt, UploadTo};
+//! use storage_core::{InMemoryStorage, SaveOptions, Storage, StorageExt, UploadTo, UrlSigner};
 //!
-//! let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
+//! let signer = UrlSigner::new("a secret from your configuration");
+//! let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new().with_url_signer(signer));
 //! let saved = storage.save("john's portrait in 2004.jpg", b"...jpeg bytes...").await?;
 //! assert_eq!(saved.name.as_str(), "johns_portrait_in_2004.jpg");
 //!
@@ -19,7 +20,9 @@
 //! assert!(dated.name.as_str().starts_with("photos/20"));
 //!
 //! assert_eq!(storage.read_to_bytes(dated.name.as_str()).await?.as_ref(), b"png");
-//! assert_eq!(storage.url(&saved.name).await?, "/media/johns_portrait_in_2004.jpg");
+//! // Files are private unless said otherwise: their URLs are signed and expire.
+//! let url = storage.url(&saved.name, None).await?;
+//! assert!(url.starts_with("/media/johns_portrait_in_2004.jpg?expires="));
 //! # Ok::<(), storage_core::Error>(()) }).unwrap();
 //! ```
 //!
@@ -41,6 +44,7 @@ mod memory;
 mod meta;
 mod name;
 pub mod naming;
+mod signing;
 mod storage;
 mod stream;
 mod url;
@@ -54,9 +58,10 @@ pub use meta::{
 };
 pub use name::{Name, MAX_NAME_BYTES};
 pub use naming::{NameCandidates, UploadTo};
+pub use signing::{SignatureError, UrlSigner};
 pub use storage::{guess_content_type, OpenedFile, PutOptions, SaveOptions, Storage, StorageExt};
 pub use stream::{
     bytes_stream, chunked_stream, collect_bytes, empty_stream, reader_stream, ByteStream, Content,
     IntoContent, DEFAULT_CHUNK_SIZE,
 };
-pub use url::{media_url, url_under_base};
+pub use url::{file_url, media_url, url_under_base};

@@ -9,12 +9,13 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
 use crate::error::{Error, Result};
-use crate::meta::{ByteRange, Capabilities, ContentHasher, FileMeta, Listing};
+use crate::meta::{ByteRange, Capabilities, ContentHasher, FileMeta, Listing, Visibility};
 use crate::name::Name;
 use crate::naming::NameCandidates;
+use crate::signing::UrlSigner;
 use crate::storage::{OpenedFile, PutOptions, Storage};
 use crate::stream::{chunked_stream, ByteStream, DEFAULT_CHUNK_SIZE};
-use crate::url::url_under_base;
+use crate::url::file_url;
 
 /// Files kept in a map in memory: the reference implementation of [`Storage`], with every
 /// capability. Content is gone when the value is dropped.
@@ -33,6 +34,8 @@ use crate::url::url_under_base;
 pub struct InMemoryStorage {
     files: Mutex<BTreeMap<Name, Stored>>,
     base_url: Option<String>,
+    signer: Option<UrlSigner>,
+    default_visibility: Visibility,
 }
 
 #[derive(Debug, Clone)]
@@ -55,7 +58,23 @@ impl InMemoryStorage {
         Self {
             files: Mutex::new(BTreeMap::new()),
             base_url: Some("/media/".to_owned()),
+            signer: None,
+            default_visibility: Visibility::Private,
         }
+    }
+
+    /// Signs URLs of private files with `signer`.
+    #[must_use]
+    pub fn with_url_signer(mut self, signer: UrlSigner) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// The visibility of files saved without one (default private).
+    #[must_use]
+    pub fn with_default_visibility(mut self, visibility: Visibility) -> Self {
+        self.default_visibility = visibility;
+        self
     }
 
     /// Sets the base URL; `None` makes `url()` fail with [`Error::NotSupported`].
@@ -205,8 +224,19 @@ impl Storage for InMemoryStorage {
         })
     }
 
-    async fn url(&self, name: &Name) -> Result<String> {
-        url_under_base(BACKEND, self.base_url.as_deref(), name)
+    fn default_visibility(&self) -> Visibility {
+        self.default_visibility
+    }
+
+    async fn url(&self, name: &Name, valid_for: Option<std::time::Duration>) -> Result<String> {
+        let meta = self.metadata(name).await?;
+        file_url(
+            BACKEND,
+            self.base_url.as_deref(),
+            self.signer.as_ref(),
+            &meta,
+            valid_for,
+        )
     }
 }
 

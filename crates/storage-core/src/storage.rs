@@ -115,8 +115,16 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Directories and files directly under `dir` (`None` is the root), sorted.
     async fn listdir(&self, dir: Option<&Name>) -> Result<Listing>;
 
-    /// A URL where the file can be fetched.
-    async fn url(&self, name: &Name) -> Result<String>;
+    /// A URL where the file can be fetched: plain for a public file; for a private one, signed
+    /// and valid for `valid_for` (the signer's default when `None`), or
+    /// [`Error::NotSupported`] when the storage has no [`UrlSigner`](crate::UrlSigner).
+    async fn url(&self, name: &Name, valid_for: Option<std::time::Duration>) -> Result<String>;
+
+    /// The visibility of files saved without one ([`SaveOptions::visibility`] unset). Private
+    /// unless the backend is configured otherwise or cannot keep private files.
+    fn default_visibility(&self) -> Visibility {
+        Visibility::Private
+    }
 }
 
 /// How [`StorageExt::save_with`] names and stores a file. The defaults follow Django's
@@ -137,8 +145,8 @@ pub struct SaveOptions {
     pub keep_name: bool,
     /// The media type to record; otherwise the content's own, otherwise guessed from the name.
     pub content_type: Option<String>,
-    /// Public or private.
-    pub visibility: Visibility,
+    /// Public or private; unset, the storage's [`Storage::default_visibility`].
+    pub visibility: Option<Visibility>,
 }
 
 impl SaveOptions {
@@ -185,7 +193,7 @@ impl SaveOptions {
     /// Sets the visibility.
     #[must_use]
     pub fn visibility(mut self, visibility: Visibility) -> Self {
-        self.visibility = visibility;
+        self.visibility = Some(visibility);
         self
     }
 
@@ -236,7 +244,9 @@ pub trait StorageExt: Storage {
             .or_else(|| guess_content_type(candidates.current().as_str()));
         let put = PutOptions {
             content_type,
-            visibility: options.visibility,
+            visibility: options
+                .visibility
+                .unwrap_or_else(|| self.default_visibility()),
         };
         if options.overwrite {
             self.put_overwrite(candidates.current(), content.stream, &put)

@@ -50,6 +50,30 @@ pub fn url_under_base(
     }
 }
 
+/// A backend's `url()` for a file with metadata `meta`: plain for a public file, signed with
+/// `signer` for a private one (valid for `valid_for`, or the signer's default).
+pub fn file_url(
+    backend: &'static str,
+    base_url: Option<&str>,
+    signer: Option<&crate::UrlSigner>,
+    meta: &crate::FileMeta,
+    valid_for: Option<std::time::Duration>,
+) -> crate::Result<String> {
+    let url = url_under_base(backend, base_url, &meta.name)?;
+    if meta.visibility == crate::Visibility::Public {
+        return Ok(url);
+    }
+    let signer = signer.ok_or_else(|| crate::Error::NotSupported {
+        backend,
+        operation: "URLs for private files without a URL signer".to_owned(),
+    })?;
+    let query = signer.sign(
+        &meta.name,
+        valid_for.unwrap_or_else(|| signer.default_expiry()),
+    );
+    Ok(format!("{url}?{query}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,7 +154,7 @@ async fn urls_follow_django() -> Result<()> {
     let storage = storage(dir.path())?;
     let url = |s: &'static str| {
         let storage = storage.clone();
-        async move { storage.url(&Name::new(s)?).await }
+        async move { storage.url(&Name::new(s)?, None).await }
     };
     assert_eq!(url("test.file").await?, "/test_media_url/test.file");
     assert_eq!(url(r"a/b\c.file").await?, "/test_media_url/a/b/c.file");
@@ -164,12 +164,12 @@ async fn urls_follow_django() -> Result<()> {
     );
     let no_slash = FileSystemStorage::new(dir.path())?.with_base_url(Some("/no_ending_slash"));
     assert_eq!(
-        no_slash.url(&Name::new("test.file")?).await?,
+        no_slash.url(&Name::new("test.file")?, None).await?,
         "/no_ending_slash/test.file"
     );
     let no_url = FileSystemStorage::new(dir.path())?.with_base_url(None);
     assert!(matches!(
-        no_url.url(&Name::new("test.file")?).await,
+        no_url.url(&Name::new("test.file")?, None).await,
         Err(Error::NotSupported { .. })
     ));
     Ok(())

@@ -11,8 +11,8 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnectio
 use futures::{StreamExt, TryStreamExt};
 use storage_core::naming::NameCandidates;
 use storage_core::{
-    url_under_base, ByteRange, ByteStream, Capabilities, ContentHasher, Error, FileMeta, Listing,
-    Name, OpenedFile, PutOptions, Result, Storage, Visibility,
+    file_url, ByteRange, ByteStream, Capabilities, ContentHasher, Error, FileMeta, Listing, Name,
+    OpenedFile, PutOptions, Result, Storage, UrlSigner, Visibility,
 };
 
 use crate::dialect::{Dialect, FileRow, Publish, Published};
@@ -35,6 +35,10 @@ pub struct DatabaseOptions {
     pub migrate_on_connect: bool,
     /// How many chunks one read query fetches at most (default 4).
     pub read_batch_chunks: usize,
+    /// The visibility of files saved without one (default private).
+    pub default_visibility: Visibility,
+    /// Signs the URLs of private files.
+    pub url_signer: Option<UrlSigner>,
 }
 
 impl Default for DatabaseOptions {
@@ -46,6 +50,8 @@ impl Default for DatabaseOptions {
             base_url: Some("/media/".to_owned()),
             migrate_on_connect: false,
             read_batch_chunks: 4,
+            default_visibility: Visibility::Private,
+            url_signer: None,
         }
     }
 }
@@ -81,6 +87,20 @@ impl DatabaseOptions {
     #[must_use]
     pub fn base_url(mut self, base_url: Option<&str>) -> Self {
         self.base_url = base_url.map(str::to_owned);
+        self
+    }
+
+    /// Sets the visibility of files saved without one.
+    #[must_use]
+    pub fn default_visibility(mut self, visibility: Visibility) -> Self {
+        self.default_visibility = visibility;
+        self
+    }
+
+    /// Signs the URLs of private files with `signer`.
+    #[must_use]
+    pub fn url_signer(mut self, signer: UrlSigner) -> Self {
+        self.url_signer = Some(signer);
         self
     }
 
@@ -711,8 +731,20 @@ where
         Ok(listing)
     }
 
-    async fn url(&self, name: &Name) -> Result<String> {
-        url_under_base(C::BACKEND, self.inner.options.base_url.as_deref(), name)
+    fn default_visibility(&self) -> Visibility {
+        self.inner.options.default_visibility
+    }
+
+    async fn url(&self, name: &Name, valid_for: Option<Duration>) -> Result<String> {
+        let meta = self.metadata(name).await?;
+        let options = &self.inner.options;
+        file_url(
+            C::BACKEND,
+            options.base_url.as_deref(),
+            options.url_signer.as_ref(),
+            &meta,
+            valid_for,
+        )
     }
 }
 

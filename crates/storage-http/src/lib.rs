@@ -4,14 +4,14 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use http::{HeaderMap, Method, StatusCode};
-//! use storage_core::{InMemoryStorage, StorageExt};
+//! use storage_core::{InMemoryStorage, StorageExt, Visibility};
 //! use storage_http::{serve, ServeConfig};
 //!
-//! let storage = InMemoryStorage::new();
+//! let storage = InMemoryStorage::new().with_default_visibility(Visibility::Public);
 //! storage.save("docs/readme.txt", "0123456789").await?;
 //! let mut request = HeaderMap::new();
 //! request.insert("range", "bytes=2-4".parse().unwrap());
-//! let response = serve(&storage, "docs/readme.txt", &Method::GET, &request, &ServeConfig::new()).await;
+//! let response = serve(&storage, "docs/readme.txt", None, &Method::GET, &request, &ServeConfig::new()).await;
 //! assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
 //! assert_eq!(response.headers()["content-range"], "bytes 2-4/10");
 //! let body = storage_core::collect_bytes(response.into_body().into_stream()).await?;
@@ -47,8 +47,8 @@ pub use crate::headers::{
 };
 pub use crate::ranges::{resolve_range, RangeRequest};
 pub use crate::serve::{
-    error_response, name_from_path, serve, serve_decision, serve_path, status_for, BodyPlan,
-    ServeConfig, ServeDecision,
+    error_response, name_from_path, serve, serve_decision, serve_path, status_for, AccessRequest,
+    Authorize, BodyPlan, ServeConfig, ServeDecision,
 };
 pub use crate::upload::{
     save_multipart, upload_name, ImagePolicy, ImageSize, SavedUpload, Upload, UploadPolicy,

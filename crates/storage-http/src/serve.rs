@@ -2,6 +2,7 @@
 //! file's metadata; [`serve`] carries it out against a storage.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use http::header::{
     CONTENT_TYPE, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
-use storage_core::{ByteRange, ByteStream, Error, FileMeta, Name, Storage, Visibility};
+use storage_core::{ByteRange, ByteStream, Error, FileMeta, Name, Storage, UrlSigner, Visibility};
 
 use crate::body::ResponseBody;
 use crate::headers::{content_disposition, content_type_of, DEFAULT_INLINE_TYPES};
@@ -23,8 +24,28 @@ use crate::ranges::{resolve_range, RangeRequest};
 /// `X-Content-Type-Options`.
 const NOSNIFF: HeaderName = HeaderName::from_static("x-content-type-options");
 
+/// What an app's access check sees about a request for a private file.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct AccessRequest<'a> {
+    /// The stored name.
+    pub name: &'a Name,
+    /// The file's metadata.
+    pub meta: &'a FileMeta,
+    /// The request method.
+    pub method: &'a Method,
+    /// The request headers (cookies, authorization, ...).
+    pub headers: &'a HeaderMap,
+    /// The query string, if any.
+    pub query: Option<&'a str>,
+}
+
+/// The app's own check for private files ("the session user owns this file"): `true` lets the
+/// request through without a signature.
+pub type Authorize = Arc<dyn Fn(&AccessRequest<'_>) -> bool + Send + Sync>;
+
 /// How files are served.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ServeConfig {
     /// `Cache-Control` for public files (default `no-cache`: caches keep the file but revalidate,
@@ -37,6 +58,24 @@ pub struct ServeConfig {
     /// Types served `inline`; everything else is an `attachment` (default
     /// [`DEFAULT_INLINE_TYPES`]).
     pub inline_types: Vec<String>,
+    /// Checks the signatures of URLs for private files; without one, private files are served
+    /// only when [`authorize`](Self::authorize) allows.
+    pub signer: Option<UrlSigner>,
+    /// The app's own check, tried before the signature.
+    pub authorize: Option<Authorize>,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("cache_control", &self.cache_control)
+            .field("private_cache_control", &self.private_cache_control)
+            .field("max_ranges", &self.max_ranges)
+            .field("inline_types", &self.inline_types)
+            .field("signer", &self.signer)
+            .field("authorize", &self.authorize.as_ref().map(|_| "Fn(..)"))
+            .finish()
+    }
 }
 
 impl Default for ServeConfig {
@@ -49,6 +88,8 @@ impl Default for ServeConfig {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            signer: None,
+            authorize: None,
         }
     }
 }
@@ -72,6 +113,23 @@ impl ServeConfig {
     #[must_use]
     pub fn max_ranges(mut self, max_ranges: usize) -> Self {
         self.max_ranges = max_ranges.max(1);
+        self
+    }
+
+    /// Accepts signed URLs for private files.
+    #[must_use]
+    pub fn signer(mut self, signer: UrlSigner) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// The app's own access check for private files.
+    #[must_use]
+    pub fn authorize(
+        mut self,
+        check: impl Fn(&AccessRequest<'_>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.authorize = Some(Arc::new(check));
         self
     }
 
@@ -336,6 +394,58 @@ pub fn name_from_path(path: &str) -> Result<String, Error> {
     Ok(decoded.into_owned())
 }
 
+/// Why a request may not have a private file, or `None` when it may: the app's check first,
+/// then the URL signature.
+fn access_denied(
+    name: &Name,
+    meta: &FileMeta,
+    query: Option<&str>,
+    method: &Method,
+    headers: &HeaderMap,
+    config: &ServeConfig,
+) -> Option<String> {
+    if meta.visibility == Visibility::Public {
+        return None;
+    }
+    let request = AccessRequest {
+        name,
+        meta,
+        method,
+        headers,
+        query,
+    };
+    if config
+        .authorize
+        .as_ref()
+        .is_some_and(|check| check(&request))
+    {
+        return None;
+    }
+    match &config.signer {
+        Some(signer) => signer
+            .verify(name, query, SystemTime::now())
+            .err()
+            .map(|e| e.to_string()),
+        None => Some("private file".to_owned()),
+    }
+}
+
+/// 403 with a short reason (`signature missing`, `signature expired`, `signature invalid`).
+fn forbidden(reason: &str) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::from(format!("forbidden: {reason}\n")));
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    let length = response.body().len();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(NOSNIFF, HeaderValue::from_static("nosniff"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// The one HTTP status each storage error maps to.
 pub fn status_for(error: &Error) -> StatusCode {
     match error {
@@ -385,11 +495,12 @@ pub fn error_response(error: &Error) -> Response<ResponseBody> {
 pub async fn serve(
     storage: &dyn Storage,
     name: &str,
+    query: Option<&str>,
     method: &Method,
     headers: &HeaderMap,
     config: &ServeConfig,
 ) -> Response<ResponseBody> {
-    match try_serve(storage, name, method, headers, config).await {
+    match try_serve(storage, name, query, method, headers, config).await {
         Ok(response) => response,
         Err(e) => error_response(&e),
     }
@@ -399,12 +510,13 @@ pub async fn serve(
 pub async fn serve_path(
     storage: &dyn Storage,
     path: &str,
+    query: Option<&str>,
     method: &Method,
     headers: &HeaderMap,
     config: &ServeConfig,
 ) -> Response<ResponseBody> {
     match name_from_path(path) {
-        Ok(name) => serve(storage, &name, method, headers, config).await,
+        Ok(name) => serve(storage, &name, query, method, headers, config).await,
         Err(e) => error_response(&e),
     }
 }
@@ -412,6 +524,7 @@ pub async fn serve_path(
 async fn try_serve(
     storage: &dyn Storage,
     name: &str,
+    query: Option<&str>,
     method: &Method,
     request: &HeaderMap,
     config: &ServeConfig,
@@ -442,6 +555,9 @@ async fn try_serve(
     // The file may be replaced between looking at it and opening it; then decide again on the
     // version actually opened (bounded: each round means another overwrite just happened).
     for _ in 0..3 {
+        if let Some(reason) = access_denied(&name, &meta, query, method, request, config) {
+            return Ok(forbidden(&reason));
+        }
         let decision = serve_decision(method, request, &meta, config);
         let body = match &decision.body {
             BodyPlan::Empty => ResponseBody::empty(),

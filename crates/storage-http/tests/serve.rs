@@ -15,7 +15,7 @@ use storage_http::{serve, ResponseBody, ServeConfig};
 const BODY: &[u8] = b"0123456789abcdefghij"; // 20 bytes
 
 async fn storage_with(name: &str, content: &'static [u8]) -> Result<InMemoryStorage> {
-    let storage = InMemoryStorage::new();
+    let storage = InMemoryStorage::new().with_default_visibility(Visibility::Public);
     storage
         .save_with(name, content, &SaveOptions::new().keep_name(true))
         .await?;
@@ -43,6 +43,7 @@ async fn get(
     serve(
         storage,
         name,
+        None,
         &Method::GET,
         &request(pairs),
         &ServeConfig::new(),
@@ -104,6 +105,7 @@ async fn head_sends_headers_only_and_ignores_range() -> Result<()> {
     let response = serve(
         &storage,
         "a.bin",
+        None,
         &Method::HEAD,
         &request(&[("range", "bytes=0-1")]),
         &ServeConfig::new(),
@@ -115,6 +117,7 @@ async fn head_sends_headers_only_and_ignores_range() -> Result<()> {
     let post = serve(
         &storage,
         "a.bin",
+        None,
         &Method::POST,
         &HeaderMap::new(),
         &ServeConfig::new(),
@@ -267,7 +270,7 @@ async fn if_range_decides_between_206_and_200() -> Result<()> {
 
 #[tokio::test]
 async fn dispositions_and_types_are_safe() -> Result<()> {
-    let storage = InMemoryStorage::new();
+    let storage = InMemoryStorage::new().with_default_visibility(Visibility::Public);
     let keep = SaveOptions::new().keep_name(true);
     for name in ["p.png", "x.html", "y.svg", "résumé.pdf", "unknown.zzz"] {
         storage.save_with(name, "x", &keep).await?;
@@ -299,10 +302,17 @@ async fn dispositions_and_types_are_safe() -> Result<()> {
     }
     let private = SaveOptions::new().visibility(Visibility::Private);
     storage.save_with("secret.txt", "s", &private).await?;
-    assert_eq!(
-        header(&get(&storage, "secret.txt", &[]).await, "cache-control"),
-        "private, no-cache"
-    );
+    let owner = ServeConfig::new().authorize(|_| true);
+    let response = serve(
+        &storage,
+        "secret.txt",
+        None,
+        &Method::GET,
+        &HeaderMap::new(),
+        &owner,
+    )
+    .await;
+    assert_eq!(header(&response, "cache-control"), "private, no-cache");
     Ok(())
 }
 
@@ -378,7 +388,7 @@ impl Storage for Broken {
     async fn listdir(&self, _: Option<&Name>) -> Result<Listing> {
         Err(down())
     }
-    async fn url(&self, _: &Name) -> Result<String> {
+    async fn url(&self, _: &Name, _: Option<Duration>) -> Result<String> {
         Err(down())
     }
 }
@@ -428,8 +438,8 @@ impl Storage for Racing {
     async fn listdir(&self, d: Option<&Name>) -> Result<Listing> {
         self.inner.listdir(d).await
     }
-    async fn url(&self, n: &Name) -> Result<String> {
-        self.inner.url(n).await
+    async fn url(&self, n: &Name, v: Option<Duration>) -> Result<String> {
+        self.inner.url(n, v).await
     }
 }
 
@@ -453,5 +463,175 @@ async fn a_file_replaced_mid_request_is_served_consistently() -> Result<()> {
         body(response).await?,
         Bytes::from_static(b"a different, longer version")
     );
+    Ok(())
+}
+
+/// Private files: signatures and the app's own check.
+#[tokio::test]
+async fn private_files_need_a_signature_or_the_apps_permission() -> Result<()> {
+    use storage_core::UrlSigner;
+    let storage = InMemoryStorage::new();
+    storage.save("secret/plan.pdf", "%PDF secret").await?; // private: the default
+    storage
+        .save_with(
+            "open.txt",
+            "hello",
+            &SaveOptions::new().visibility(Visibility::Public),
+        )
+        .await?;
+    let name = Name::new("secret/plan.pdf")?;
+    let signer = UrlSigner::new("new secret").with_previous_secrets(["old secret"]);
+    let config = ServeConfig::new()
+        .signer(signer.clone())
+        .authorize(|access| access.headers.get("x-user").is_some_and(|u| u == "owner"));
+    let fetch = |query: Option<String>, user: Option<&'static str>| {
+        let (storage, config) = (&storage, config.clone());
+        async move {
+            let mut headers = HeaderMap::new();
+            if let Some(user) = user {
+                headers.insert("x-user", http::HeaderValue::from_static(user));
+            }
+            serve(
+                storage,
+                "secret/plan.pdf",
+                query.as_deref(),
+                &Method::GET,
+                &headers,
+                &config,
+            )
+            .await
+        }
+    };
+    let now = std::time::UNIX_EPOCH
+        .elapsed()
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let valid = signer.sign(&name, Duration::from_secs(60));
+    let expired = signer.sign_until(&name, now - 10);
+    let other_name = signer.sign(&Name::new("secret/other.pdf")?, Duration::from_secs(60));
+    let stretched = {
+        let expires = valid.split('&').next().unwrap_or_default().to_owned();
+        valid.replace(&expires, &format!("expires={}", now + 99_999))
+    };
+    let old = UrlSigner::new("old secret").sign(&name, Duration::from_secs(60));
+    let revoked = UrlSigner::new("retired secret").sign(&name, Duration::from_secs(60));
+    // (what, query, x-user header, status, body)
+    type Case = (
+        &'static str,
+        Option<String>,
+        Option<&'static str>,
+        StatusCode,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "no signature",
+            None,
+            None,
+            StatusCode::FORBIDDEN,
+            "forbidden: signature missing\n",
+        ),
+        (
+            "valid",
+            Some(valid.clone()),
+            None,
+            StatusCode::OK,
+            "%PDF secret",
+        ),
+        (
+            "expired",
+            Some(expired),
+            None,
+            StatusCode::FORBIDDEN,
+            "forbidden: signature expired\n",
+        ),
+        (
+            "tampered path",
+            Some(other_name),
+            None,
+            StatusCode::FORBIDDEN,
+            "forbidden: signature invalid\n",
+        ),
+        (
+            "tampered expiry",
+            Some(stretched),
+            None,
+            StatusCode::FORBIDDEN,
+            "forbidden: signature invalid\n",
+        ),
+        ("old secret", Some(old), None, StatusCode::OK, "%PDF secret"),
+        (
+            "retired secret",
+            Some(revoked),
+            None,
+            StatusCode::FORBIDDEN,
+            "forbidden: signature invalid\n",
+        ),
+        (
+            "app allows",
+            None,
+            Some("owner"),
+            StatusCode::OK,
+            "%PDF secret",
+        ),
+        (
+            "app refuses",
+            None,
+            Some("stranger"),
+            StatusCode::FORBIDDEN,
+            "forbidden: signature missing\n",
+        ),
+    ];
+    for (what, query, user, status, text) in cases {
+        let response = fetch(query, user).await;
+        assert_eq!(response.status(), status, "{what}");
+        if status == StatusCode::OK {
+            assert_eq!(
+                header(&response, "cache-control"),
+                "private, no-cache",
+                "{what}"
+            );
+        } else {
+            assert_eq!(header(&response, "cache-control"), "no-store", "{what}");
+            assert!(
+                response.headers().get("etag").is_none(),
+                "{what}: a refusal leaks no validator"
+            );
+        }
+        assert_eq!(
+            body(response).await?,
+            Bytes::from(text.to_owned()),
+            "{what}"
+        );
+    }
+    // A public file needs no signature.
+    let public = serve(
+        &storage,
+        "open.txt",
+        None,
+        &Method::GET,
+        &HeaderMap::new(),
+        &config,
+    )
+    .await;
+    assert_eq!(public.status(), StatusCode::OK);
+    // url() signs private files with the storage's signer, and the signature is accepted.
+    let signing = InMemoryStorage::new().with_url_signer(signer.clone());
+    signing.save("x/y.txt", "y").await?;
+    let url = signing
+        .url(&Name::new("x/y.txt")?, Some(Duration::from_secs(30)))
+        .await?;
+    let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    assert_eq!(path, "/media/x/y.txt");
+    let served = serve(
+        &signing,
+        "x/y.txt",
+        Some(query),
+        &Method::GET,
+        &HeaderMap::new(),
+        &config,
+    )
+    .await;
+    assert_eq!(served.status(), StatusCode::OK);
     Ok(())
 }

@@ -154,6 +154,7 @@ impl Handler for ServeHandler {
         let response = serve_path(
             self.storage.as_ref(),
             below,
+            request.uri().query().map(|q| q.as_str()),
             &method_of(request.method()),
             &request_headers(request),
             &self.config,
@@ -250,6 +251,7 @@ pub async fn serve_file(
         storage_http::serve(
             storage,
             name,
+            request.uri().query().map(|q| q.as_str()),
             &method_of(request.method()),
             &request_headers(request),
             config,

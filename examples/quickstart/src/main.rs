@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use storage_core::{Result, SaveOptions, Storage, StorageExt, UploadTo, UploadedFile};
+use storage_core::{Result, SaveOptions, Storage, StorageExt, UploadTo, UploadedFile, Visibility};
 use storage_diesel::{connect_url, DatabaseOptions, DEFAULT_STORAGE_URL};
 
 #[tokio::main]
@@ -16,7 +16,11 @@ async fn main() -> Result<()> {
     let url = std::env::args()
         .nth(1)
         .unwrap_or_else(|| DEFAULT_STORAGE_URL.to_owned());
-    let opened = connect_url(&url, DatabaseOptions::new().migrate_on_connect(true)).await?;
+    // Public by default here, so the listing can show plain URLs (the library's default is private).
+    let options = DatabaseOptions::new()
+        .migrate_on_connect(true)
+        .default_visibility(Visibility::Public);
+    let opened = connect_url(&url, options).await?;
     let storage: Arc<dyn Storage> = opened.storage();
     println!("storing in {url} (backend: {})", storage.backend_name());
 
@@ -77,7 +81,7 @@ async fn list(storage: &dyn Storage, dir: Option<&storage_core::Name>, depth: us
             "{:indent$}{file:<40} {:>6} bytes  {}",
             "",
             meta.size,
-            storage.url(&name).await?,
+            storage.url(&name, None).await?,
             indent = depth * 2
         );
     }

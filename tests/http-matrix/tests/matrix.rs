@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dbfiles::server::{start, Framework, RunningServer, ServerOptions};
-use storage_core::{Error, Name, Result, SaveOptions, Storage, StorageExt, UploadTo};
-use storage_http::UploadPolicy;
+use storage_core::{
+    Error, Name, Result, SaveOptions, Storage, StorageExt, UploadTo, UrlSigner, Visibility,
+};
+use storage_http::{ServeConfig, UploadPolicy};
 
 const HEADERS_THAT_MATTER: &[&str] = &[
     "content-type",
@@ -149,11 +151,12 @@ fn png(width: u32, height: u32) -> Vec<u8> {
 async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::backend("test", "tempdir", e))?;
     let url = format!("sqlite://{}/media.db", dir.path().display());
-    let any = storage_diesel::connect_url(
-        &url,
-        storage_diesel::DatabaseOptions::new().migrate_on_connect(true),
-    )
-    .await?;
+    // Public unless said otherwise, so the serving rules can be checked without signatures; the
+    // private cases below opt in.
+    let database = storage_diesel::DatabaseOptions::new()
+        .migrate_on_connect(true)
+        .default_visibility(Visibility::Public);
+    let any = storage_diesel::connect_url(&url, database).await?;
     let storage: Arc<dyn Storage> = any.storage();
 
     let text: Vec<u8> = (0..1000u32)
@@ -173,6 +176,27 @@ async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
         )
         .await?;
     storage.save_with("résumé.pdf", "%PDF-1.4", &keep).await?;
+    let private = SaveOptions::new()
+        .keep_name(true)
+        .visibility(Visibility::Private);
+    let plan = storage
+        .save_with("private/plan.pdf", "%PDF secret", &private)
+        .await?;
+    let signer = UrlSigner::new("current secret").with_previous_secrets(["previous secret"]);
+    let now = std::time::UNIX_EPOCH
+        .elapsed()
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let valid = signer.sign(&plan.name, Duration::from_secs(300));
+    let expired = signer.sign_until(&plan.name, now.saturating_sub(5));
+    let tampered_path = signer.sign(&Name::new("private/other.pdf")?, Duration::from_secs(300));
+    let tampered_expiry = {
+        let expires = valid.split('&').next().unwrap_or_default().to_owned();
+        valid.replace(&expires, &format!("expires={}", now + 999_999))
+    };
+    let old_secret = UrlSigner::new("previous secret").sign(&plan.name, Duration::from_secs(300));
+    let retired_secret =
+        UrlSigner::new("retired secret").sign(&plan.name, Duration::from_secs(300));
 
     let policy = UploadPolicy::new()
         .max_file_size(UPLOAD_LIMIT)
@@ -184,7 +208,17 @@ async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
         );
     let mut servers: Vec<(Framework, RunningServer)> = Vec::new();
     for framework in Framework::ALL {
-        let options = ServerOptions::new(([127, 0, 0, 1], 0).into()).upload_policy(policy.clone());
+        let serve = ServeConfig::new()
+            .signer(signer.clone())
+            .authorize(|access| {
+                access
+                    .headers
+                    .get("x-user")
+                    .is_some_and(|user| user == "owner")
+            });
+        let options = ServerOptions::new(([127, 0, 0, 1], 0).into())
+            .upload_policy(policy.clone())
+            .serve_config(serve);
         servers.push((framework, start(framework, storage.clone(), options).await?));
     }
 
@@ -243,6 +277,41 @@ async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
         get("image upload", "/upload-image", 200)
             .method(reqwest::Method::POST)
             .multipart("file", "p.png", "image/png", &png(2, 2)),
+        get("private: no signature", "/media/private/plan.pdf", 403),
+        get(
+            "private: signed",
+            &format!("/media/private/plan.pdf?{valid}"),
+            200,
+        ),
+        get(
+            "private: expired",
+            &format!("/media/private/plan.pdf?{expired}"),
+            403,
+        ),
+        get(
+            "private: tampered path",
+            &format!("/media/private/plan.pdf?{tampered_path}"),
+            403,
+        ),
+        get(
+            "private: tampered expiry",
+            &format!("/media/private/plan.pdf?{tampered_expiry}"),
+            403,
+        ),
+        get(
+            "private: previous secret",
+            &format!("/media/private/plan.pdf?{old_secret}"),
+            200,
+        ),
+        get(
+            "private: retired secret",
+            &format!("/media/private/plan.pdf?{retired_secret}"),
+            403,
+        ),
+        get("private: the app allows", "/media/private/plan.pdf", 200).header("x-user", "owner"),
+        get("private: the app refuses", "/media/private/plan.pdf", 403)
+            .header("x-user", "stranger"),
+        get("public: no signature needed", "/media/docs/a.txt", 200).header("x-user", "stranger"),
     ];
 
     let client = reqwest::Client::builder()
@@ -272,6 +341,32 @@ async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
                     request.what
                 ));
             }
+        }
+        if request.what.starts_with("private:") {
+            let body = String::from_utf8_lossy(&answers[0].1.body).into_owned();
+            let expected_body = match request.what {
+                "private: no signature" | "private: the app refuses" => {
+                    "forbidden: signature missing\n"
+                }
+                "private: expired" => "forbidden: signature expired\n",
+                "private: tampered path"
+                | "private: tampered expiry"
+                | "private: retired secret" => "forbidden: signature invalid\n",
+                _ => "%PDF secret",
+            };
+            assert_eq!(body, expected_body, "{}", request.what);
+            let cache = answers[0]
+                .1
+                .headers
+                .iter()
+                .find(|(n, _)| n == "cache-control")
+                .map(|(_, v)| v.as_str());
+            let expected_cache = if request.expected == 200 {
+                "private, no-cache"
+            } else {
+                "no-store"
+            };
+            assert_eq!(cache, Some(expected_cache), "{}", request.what);
         }
         if request.what == "upload over the limit" {
             assert!(
