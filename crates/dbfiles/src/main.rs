@@ -273,10 +273,11 @@ async fn run(cli: Cli) -> Result<()> {
             prefix,
             max_upload,
         } => {
-            let mut serve_config = storage_http::ServeConfig::new();
-            if let Some(signer) = signer {
-                serve_config = serve_config.signer(signer);
-            }
+            // Without a configured secret, a secret for this process only: the page's links to
+            // private files work, and nothing signed outlives the server.
+            let signer =
+                signer.unwrap_or_else(|| storage_core::UrlSigner::new(rand::random::<[u8; 32]>()));
+            let serve_config = storage_http::ServeConfig::new().signer(signer);
             let options = dbfiles::server::ServerOptions::new(addr)
                 .serve_config(serve_config)
                 .prefix(&prefix)

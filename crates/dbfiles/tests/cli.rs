@@ -362,6 +362,8 @@ fn serve_answers_over_loopback_and_stops_on_ctrl_c() {
     let cli = Cli::sqlite();
     let local = cli.write("hello.txt", b"hello from serve");
     cli.ok(&["put", &local, "--public"]);
+    let private = cli.write("private.txt", b"only through the page");
+    cli.ok(&["put", &private]);
     for framework in ["axum", "actix", "rocket"] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dbfiles"))
             .args(["serve", "--addr", "127.0.0.1:0", "--framework", framework])
@@ -399,6 +401,32 @@ fn serve_answers_over_loopback_and_stops_on_ctrl_c() {
         assert!(
             response.ends_with("hello from serve"),
             "{framework}: {response}"
+        );
+        // Without a configured secret the server signs with one of its own: the page's link to
+        // a private file works, the bare path does not.
+        let get = |path: &str| {
+            let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+            stream
+                .write_all(
+                    format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
+                .expect("request");
+            let mut response = String::new();
+            stream.read_to_string(&mut response).expect("response");
+            response
+        };
+        let page = get("/");
+        let link = page
+            .split("href=\"")
+            .filter_map(|rest| rest.split('"').next())
+            .find(|href| href.starts_with("/media/private.txt?"))
+            .unwrap_or_else(|| panic!("{framework}: no signed link in {page}"))
+            .replace("&amp;", "&");
+        assert!(get(&link).ends_with("only through the page"), "{framework}");
+        assert!(
+            get("/media/private.txt").starts_with("HTTP/1.1 403"),
+            "{framework}"
         );
         // Ctrl-C stops it cleanly (bounded wait).
         let _ = Command::new("kill")
