@@ -12,4 +12,5 @@
 //! # Ok(()) }
 //! ```
 
+pub mod maintenance;
 pub mod server;

@@ -8,6 +8,7 @@
 //! dbfiles stat NAME [--json]
 //! dbfiles rm NAME
 //! dbfiles url NAME [--expires SECONDS]
+//! dbfiles load DIR | dump DIR | rehash [NAME...] | migrate-layout --from URL --to URL
 //! dbfiles sweep [--pending-older-than SECS] [--retired-older-than SECS]
 //! dbfiles serve [--addr 127.0.0.1:8000] [--framework axum|actix|rocket] [--prefix /media/]
 //! ```
@@ -137,6 +138,32 @@ enum Command {
         /// Largest upload, in bytes.
         #[arg(long, default_value_t = 100 << 20)]
         max_upload: u64,
+    },
+    /// Import a media directory, keeping relative names; files already stored unchanged are
+    /// skipped, so an interrupted load can be run again.
+    Load {
+        /// The directory.
+        dir: String,
+    },
+    /// Export every stored file into a directory; when run again only stale files are written.
+    Dump {
+        /// The directory (created if missing).
+        dir: String,
+    },
+    /// Copy every file from one storage to another, checksums verified (a directory into
+    /// PostgreSQL, SQLite into MySQL, ...). Safe to run again.
+    MigrateLayout {
+        /// The storage to copy from.
+        #[arg(long)]
+        from: String,
+        /// The storage to copy to (migrated first).
+        #[arg(long)]
+        to: String,
+    },
+    /// Re-read stored files and report those that no longer match their recorded checksum.
+    Rehash {
+        /// The files to check (default: all).
+        names: Vec<String>,
     },
     /// Remove abandoned uploads and retired versions.
     Sweep {
@@ -298,6 +325,51 @@ async fn run(cli: Cli) -> Result<()> {
             server.stop().await;
             Ok(())
         }
+        Command::Load { dir } => {
+            if !std::path::Path::new(&dir).is_dir() {
+                return Err(Error::NotFound { name: dir });
+            }
+            let source = storage_core::FileSystemStorage::new(&dir)?;
+            let report = dbfiles::maintenance::copy_all(&source, storage.as_ref(), "load").await?;
+            finish(&format!("load: {report}"), report.failed == 0).await
+        }
+        Command::Dump { dir } => {
+            let target = storage_core::FileSystemStorage::new(&dir)?;
+            let report = dbfiles::maintenance::copy_all(storage.as_ref(), &target, "dump").await?;
+            // The staging directory is only for writes in flight; leave no empty one behind.
+            let _ = std::fs::remove_dir(target.location().join(storage_core::STAGING_DIR));
+            finish(&format!("dump: {report}"), report.failed == 0).await
+        }
+        Command::MigrateLayout { from, to } => {
+            let options = || {
+                DatabaseOptions::new()
+                    .pool_size(4)
+                    .connect_timeout(Duration::from_secs(10))
+            };
+            let source = connect_url(&from, options()).await?;
+            let target = connect_url(&to, options().migrate_on_connect(true)).await?;
+            let report = dbfiles::maintenance::copy_all(
+                source.storage().as_ref(),
+                target.storage().as_ref(),
+                "copy",
+            )
+            .await?;
+            finish(&format!("migrate-layout: {report}"), report.failed == 0).await
+        }
+        Command::Rehash { names } => {
+            let names = names.iter().map(Name::new).collect::<Result<Vec<_>>>()?;
+            let report = dbfiles::maintenance::rehash(storage.as_ref(), names).await?;
+            for name in &report.mismatched {
+                println_out(&format!("mismatch: {name}")).await?;
+            }
+            let line = format!(
+                "rehash: {} checked, {} mismatched, {} without a recorded checksum",
+                report.checked,
+                report.mismatched.len(),
+                report.unrecorded
+            );
+            finish(&line, report.mismatched.is_empty()).await
+        }
         Command::Sweep {
             pending_older_than,
             retired_older_than,
@@ -310,6 +382,20 @@ async fn run(cli: Cli) -> Result<()> {
                 .await?;
             println_out(&format!("swept {} file versions", report.files)).await
         }
+    }
+}
+
+/// Prints the summary line; a run with failures ends with an error (non-zero exit).
+async fn finish(summary: &str, ok: bool) -> Result<()> {
+    println_out(summary).await?;
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Backend {
+            backend: "dbfiles",
+            message: "some files failed (see above)".to_owned(),
+            source: None,
+        })
     }
 }
 

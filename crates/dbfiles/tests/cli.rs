@@ -357,6 +357,90 @@ fn url_signs_private_files_with_the_secret_serve_checks() {
 }
 
 #[test]
+fn load_dump_rehash_and_migrate_layout_can_be_run_again() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let cli = Cli::sqlite();
+    let media = cli.dir.path().join("media");
+    std::fs::create_dir_all(media.join("a/b")).expect("dirs");
+    std::fs::write(media.join("one.txt"), b"one").expect("write");
+    std::fs::write(media.join("a/two.txt"), b"two").expect("write");
+    std::fs::write(media.join("a/b/big.bin"), pattern(300_000)).expect("write");
+    let media_arg = media.display().to_string();
+    assert_eq!(
+        cli.ok(&["load", &media_arg]).trim(),
+        "load: 3 copied (300006 bytes), 0 unchanged, 0 failed"
+    );
+    assert_eq!(
+        cli.ok(&["load", &media_arg]).trim(),
+        "load: 0 copied (0 bytes), 3 unchanged, 0 failed"
+    );
+    std::fs::write(media.join("one.txt"), b"ONE!").expect("write");
+    assert_eq!(
+        cli.ok(&["load", &media_arg]).trim(),
+        "load: 1 copied (4 bytes), 2 unchanged, 0 failed"
+    );
+    assert_eq!(cli.ok(&["ls", "a"]), "b/\ntwo.txt\n");
+
+    let out = cli.dir.path().join("out");
+    let out_arg = out.display().to_string();
+    assert_eq!(
+        cli.ok(&["dump", &out_arg]).trim(),
+        "dump: 3 copied (300007 bytes), 0 unchanged, 0 failed"
+    );
+    for file in ["one.txt", "a/two.txt", "a/b/big.bin"] {
+        assert_eq!(
+            std::fs::read(out.join(file)).ok(),
+            std::fs::read(media.join(file)).ok(),
+            "{file}"
+        );
+    }
+    assert!(!out.join(".dbfiles-staging").exists());
+    assert_eq!(
+        cli.ok(&["dump", &out_arg]).trim(),
+        "dump: 0 copied (0 bytes), 3 unchanged, 0 failed"
+    );
+    std::fs::write(out.join("a/two.txt"), b"stale").expect("write");
+    assert_eq!(
+        cli.ok(&["dump", &out_arg]).trim(),
+        "dump: 1 copied (3 bytes), 2 unchanged, 0 failed"
+    );
+
+    let copy = format!("sqlite://{}/copy.db", cli.dir.path().display());
+    let migrate = ["migrate-layout", "--from", &cli.storage, "--to", &copy];
+    assert_eq!(
+        cli.ok(&migrate).trim(),
+        "migrate-layout: 3 copied (300007 bytes), 0 unchanged, 0 failed"
+    );
+    assert_eq!(
+        cli.ok(&migrate).trim(),
+        "migrate-layout: 0 copied (0 bytes), 3 unchanged, 0 failed"
+    );
+
+    assert_eq!(
+        cli.ok(&["rehash"]).trim(),
+        "rehash: 3 checked, 0 mismatched, 0 without a recorded checksum"
+    );
+    // Damage one file's bytes under the storage: rehash finds it and fails.
+    let path = cli.storage.trim_start_matches("sqlite://").to_owned();
+    let mut conn = diesel::sqlite::SqliteConnection::establish(&path).expect("open the database");
+    conn.batch_execute(
+        "UPDATE storage_chunks SET data = X'00' WHERE file_id = (SELECT id FROM storage_files WHERE name = 'a/two.txt')",
+    )
+    .expect("damage");
+    let out = cli.run(&["rehash"]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("mismatch: a/two.txt") && stdout.contains("3 checked, 1 mismatched"),
+        "{stdout}"
+    );
+    assert!(cli
+        .fails(&["load", "/nonexistent-dir"])
+        .contains("not found"));
+}
+
+#[test]
 fn serve_answers_over_loopback_and_stops_on_ctrl_c() {
     use std::io::{BufRead, BufReader, Read, Write};
     let cli = Cli::sqlite();
