@@ -9,6 +9,7 @@
 //! dbfiles rm NAME
 //! dbfiles url NAME [--expires SECONDS]
 //! dbfiles load DIR | dump DIR | rehash [NAME...] | migrate-layout --from URL --to URL
+//! dbfiles cleanup --reference TABLE.COLUMN... [--dry-run]
 //! dbfiles sweep [--pending-older-than SECS] [--retired-older-than SECS]
 //! dbfiles serve [--addr 127.0.0.1:8000] [--framework axum|actix|rocket] [--prefix /media/]
 //! ```
@@ -159,6 +160,15 @@ enum Command {
         /// The storage to copy to (migrated first).
         #[arg(long)]
         to: String,
+    },
+    /// Delete stored files that no referencing column names (a Django FileField's column, say).
+    Cleanup {
+        /// A column holding stored names, as TABLE.COLUMN; give every one that references files.
+        #[arg(long = "reference", required = true)]
+        references: Vec<String>,
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Re-read stored files and report those that no longer match their recorded checksum.
     Rehash {
@@ -355,6 +365,35 @@ async fn run(cli: Cli) -> Result<()> {
             )
             .await?;
             finish(&format!("migrate-layout: {report}"), report.failed == 0).await
+        }
+        Command::Cleanup {
+            references,
+            dry_run,
+        } => {
+            let referenced = any.referenced_names(&references).await?;
+            let names = dbfiles::maintenance::all_names(storage.as_ref()).await?;
+            let orphans: Vec<Name> = names
+                .into_iter()
+                .filter(|n| !referenced.contains(n.as_str()))
+                .collect();
+            let bar = dbfiles::maintenance::progress(orphans.len() as u64, "cleanup");
+            let (mut files, mut bytes) = (0u64, 0u64);
+            for name in &orphans {
+                // Gone meanwhile (a second cleanup, a delete): nothing to count.
+                if let Ok(meta) = storage.metadata(name).await {
+                    if dry_run || storage.delete(name).await? {
+                        files += 1;
+                        bytes += meta.size;
+                    }
+                }
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            println_out(&format!(
+                "cleanup: {verb} {files} unreferenced files ({bytes} bytes)"
+            ))
+            .await
         }
         Command::Rehash { names } => {
             let names = names.iter().map(Name::new).collect::<Result<Vec<_>>>()?;

@@ -441,6 +441,71 @@ fn load_dump_rehash_and_migrate_layout_can_be_run_again() {
 }
 
 #[test]
+fn cleanup_deletes_only_unreferenced_files() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let cli = Cli::sqlite();
+    cli.ok(&["migrate"]);
+    for (name, size) in [
+        ("photos/kept.jpg", 10),
+        ("photos/orphan.jpg", 20),
+        ("invoices/1.pdf", 30),
+        ("junk.tmp", 40),
+    ] {
+        let local = cli.write("upload.bin", &pattern(size));
+        cli.ok(&["put", &local, name, "--keep-name"]);
+    }
+    // Two referencing tables, shaped like Django model tables with FileField columns.
+    let path = cli.storage.trim_start_matches("sqlite://").to_owned();
+    let mut conn = diesel::sqlite::SqliteConnection::establish(&path).expect("open the database");
+    conn.batch_execute(
+        "CREATE TABLE app_profile (id INTEGER PRIMARY KEY, photo VARCHAR(100) NOT NULL);
+         INSERT INTO app_profile (photo) VALUES ('photos/kept.jpg'), ('');
+         CREATE TABLE billing_invoice (id INTEGER PRIMARY KEY, pdf VARCHAR(100) NULL);
+         INSERT INTO billing_invoice (pdf) VALUES ('invoices/1.pdf'), (NULL);",
+    )
+    .expect("tables");
+    let args = [
+        "cleanup",
+        "--reference",
+        "app_profile.photo",
+        "--reference",
+        "billing_invoice.pdf",
+    ];
+    let dry: Vec<&str> = args.iter().copied().chain(["--dry-run"]).collect();
+    assert_eq!(
+        cli.ok(&dry).trim(),
+        "cleanup: would delete 2 unreferenced files (60 bytes)"
+    );
+    assert_eq!(
+        cli.ok(&["ls", "photos"]),
+        "kept.jpg\norphan.jpg\n",
+        "a dry run deletes nothing"
+    );
+    assert_eq!(
+        cli.ok(&args).trim(),
+        "cleanup: deleted 2 unreferenced files (60 bytes)"
+    );
+    assert_eq!(cli.ok(&["ls"]), "invoices/\nphotos/\n");
+    assert_eq!(cli.ok(&["ls", "photos"]), "kept.jpg\n");
+    // Run again: nothing left to delete.
+    assert_eq!(
+        cli.ok(&args).trim(),
+        "cleanup: deleted 0 unreferenced files (0 bytes)"
+    );
+    // Names of tables and columns are identifiers, never SQL.
+    let err = cli.fails(&[
+        "cleanup",
+        "--reference",
+        "app_profile.photo; DROP TABLE app_profile",
+    ]);
+    assert!(err.contains("not TABLE.COLUMN"), "{err}");
+    assert!(cli
+        .fails(&["cleanup", "--reference", "missing_table.col"])
+        .contains("sqlite backend failure"));
+}
+
+#[test]
 fn serve_answers_over_loopback_and_stops_on_ctrl_c() {
     use std::io::{BufRead, BufReader, Read, Write};
     let cli = Cli::sqlite();

@@ -101,6 +101,27 @@ pub(crate) trait Dialect: R2D2Connection + Send + 'static {
         retired_before: i64,
         limit: i64,
     ) -> QueryResult<Vec<i64>>;
+    /// The non-empty values of `table.column`; both are checked identifiers, quoted here.
+    fn column_values(&mut self, table: &str, column: &str) -> QueryResult<Vec<String>>;
+}
+
+/// One value of a referencing column.
+#[derive(diesel::QueryableByName)]
+struct Reference {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    value: String,
+}
+
+/// A table (`schema.table` allowed) or column name: letters, digits and `_`, not starting with a
+/// digit. Only such names are ever put into SQL text.
+pub(crate) fn is_identifier(text: &str) -> bool {
+    text.split('.').all(|part| {
+        let mut chars = part.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }) && text.split('.').count() <= 2
 }
 
 fn is_unique_violation(e: &diesel::result::Error) -> bool {
@@ -128,7 +149,7 @@ macro_rules! live_row {
 }
 
 macro_rules! dialect {
-    ($conn:ty, $backend:literal, $migrations:literal, $transaction:ident, $configure:expr) => {
+    ($conn:ty, $backend:literal, $migrations:literal, $transaction:ident, $quote:literal, $configure:expr) => {
         impl Dialect for $conn {
             const BACKEND: &'static str = $backend;
 
@@ -356,6 +377,18 @@ macro_rules! dialect {
                     .limit(limit)
                     .load(self)
             }
+
+            fn column_values(&mut self, table: &str, column: &str) -> QueryResult<Vec<String>> {
+                let quote = |ident: &str| format!("{q}{ident}{q}", q = $quote);
+                let table = table.split('.').map(quote).collect::<Vec<_>>().join(".");
+                let column = quote(column);
+                let sql = format!(
+                    "SELECT {column} AS value FROM {table} WHERE {column} IS NOT NULL AND {column} <> ''"
+                );
+                diesel::sql_query(sql)
+                    .load::<Reference>(self)
+                    .map(|rows| rows.into_iter().map(|r| r.value).collect())
+            }
         }
     };
 }
@@ -366,6 +399,7 @@ dialect!(
     "sqlite",
     "migrations/sqlite",
     immediate_transaction,
+    "\"",
     |conn| {
         use diesel::connection::SimpleConnection;
         // busy_timeout first: switching to WAL itself may wait for another connection.
@@ -384,6 +418,7 @@ dialect!(
     "postgres",
     "migrations/postgres",
     transaction,
+    "\"",
     |_| Ok(())
 );
 
@@ -393,5 +428,6 @@ dialect!(
     "mysql",
     "migrations/mysql",
     transaction,
+    "`",
     |_| Ok(())
 );

@@ -107,6 +107,27 @@ impl AnyStorage {
         }
     }
 
+    /// Every stored name the given `TABLE.COLUMN` references hold (see
+    /// [`DieselStorage::referenced_names`](crate::DieselStorage::referenced_names)); only
+    /// database storages have tables to look in.
+    pub async fn referenced_names(
+        &self,
+        references: &[String],
+    ) -> Result<std::collections::HashSet<String>> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(s) => s.referenced_names(references).await,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => s.referenced_names(references).await,
+            #[cfg(feature = "mysql")]
+            Self::Mysql(s) => s.referenced_names(references).await,
+            Self::FileSystem(_) | Self::Memory(_) => Err(Error::NotSupported {
+                backend: "storage",
+                operation: "references outside a database".to_owned(),
+            }),
+        }
+    }
+
     /// Sweeps abandoned uploads and retired versions on a database, stale staging files on the
     /// filesystem.
     pub async fn sweep(
