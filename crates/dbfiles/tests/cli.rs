@@ -286,9 +286,52 @@ fn unreachable_server_names_the_database_not_the_password() {
     }
 }
 
+/// Starts `dbfiles serve` on a free loopback port; returns the process and its address.
+fn spawn_serve(cli: &Cli, args: &[&str], envs: &[(&str, &str)]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dbfiles"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .env("DBFILES_STORAGE", &cli.storage)
+        .envs(envs.iter().copied())
+        .current_dir(cli.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dbfiles serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+/// A raw HTTP/1.1 GET; the whole response as text.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+}
+
+fn status_of(response: &str) -> &str {
+    response.split_whitespace().nth(1).unwrap_or_default()
+}
+
 #[test]
 fn url_signs_private_files_with_the_secret_serve_checks() {
-    use std::io::{BufRead, BufReader, Read, Write};
     let cli = Cli::sqlite();
     let local = cli.write("plan.pdf", b"%PDF plan");
     assert_eq!(cli.ok(&["put", &local]).trim(), "plan.pdf");
@@ -305,55 +348,24 @@ fn url_signs_private_files_with_the_secret_serve_checks() {
         signed.starts_with("/media/plan.pdf?expires=") && signed.contains("&signature="),
         "{signed}"
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dbfiles"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .env("DBFILES_STORAGE", &cli.storage)
-        .env("DBFILES_SECRET", "new secret")
-        .env("DBFILES_OLD_SECRETS", "s3cret")
-        .current_dir(cli.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn dbfiles serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_default()
-        .to_owned();
-    let status = |path: &str| {
-        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
-        stream
-            .write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )
-            .expect("request");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("response");
-        response
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned()
-    };
     // Signed with a secret serve still accepts as a previous one.
-    let answers = (
-        status(&signed),
-        status("/media/plan.pdf"),
-        status(&signed.replace("plan.pdf", "open.txt")),
+    let (mut child, addr) = spawn_serve(
+        &cli,
+        &[],
+        &[
+            ("DBFILES_SECRET", "new secret"),
+            ("DBFILES_OLD_SECRETS", "s3cret"),
+        ],
     );
+    let answers = [
+        http_get(&addr, &signed),
+        http_get(&addr, "/media/plan.pdf"),
+        http_get(&addr, &signed.replace("plan.pdf", "open.txt")),
+    ];
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(
-        answers,
-        ("200".to_owned(), "403".to_owned(), "200".to_owned()),
-        "signed, unsigned, public"
-    );
+    let statuses: Vec<&str> = answers.iter().map(|a| status_of(a)).collect();
+    assert_eq!(statuses, ["200", "403", "200"], "signed, unsigned, public");
 }
 
 #[test]
@@ -507,74 +519,35 @@ fn cleanup_deletes_only_unreferenced_files() {
 
 #[test]
 fn serve_answers_over_loopback_and_stops_on_ctrl_c() {
-    use std::io::{BufRead, BufReader, Read, Write};
     let cli = Cli::sqlite();
     let local = cli.write("hello.txt", b"hello from serve");
     cli.ok(&["put", &local, "--public"]);
     let private = cli.write("private.txt", b"only through the page");
     cli.ok(&["put", &private]);
     for framework in ["axum", "actix", "rocket"] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dbfiles"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--framework", framework])
-            .env("DBFILES_STORAGE", &cli.storage)
-            .current_dir(cli.dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn dbfiles serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("first line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("{framework}: no address in {line:?}"))
-            .to_owned();
-        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
-        stream
-            .write_all(
-                format!(
-                    "GET /media/hello.txt HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-                )
-                .as_bytes(),
-            )
-            .expect("request");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("response");
-        assert!(
-            response.starts_with("HTTP/1.1 200"),
-            "{framework}: {response}"
-        );
+        let (mut child, addr) = spawn_serve(&cli, &["--framework", framework], &[]);
+        let response = http_get(&addr, "/media/hello.txt");
+        assert_eq!(status_of(&response), "200", "{framework}: {response}");
         assert!(
             response.ends_with("hello from serve"),
             "{framework}: {response}"
         );
         // Without a configured secret the server signs with one of its own: the page's link to
         // a private file works, the bare path does not.
-        let get = |path: &str| {
-            let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
-            stream
-                .write_all(
-                    format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                        .as_bytes(),
-                )
-                .expect("request");
-            let mut response = String::new();
-            stream.read_to_string(&mut response).expect("response");
-            response
-        };
-        let page = get("/");
+        let page = http_get(&addr, "/");
         let link = page
             .split("href=\"")
             .filter_map(|rest| rest.split('"').next())
             .find(|href| href.starts_with("/media/private.txt?"))
             .unwrap_or_else(|| panic!("{framework}: no signed link in {page}"))
             .replace("&amp;", "&");
-        assert!(get(&link).ends_with("only through the page"), "{framework}");
         assert!(
-            get("/media/private.txt").starts_with("HTTP/1.1 403"),
+            http_get(&addr, &link).ends_with("only through the page"),
+            "{framework}"
+        );
+        assert_eq!(
+            status_of(&http_get(&addr, "/media/private.txt")),
+            "403",
             "{framework}"
         );
         // Ctrl-C stops it cleanly (bounded wait).

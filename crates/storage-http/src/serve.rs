@@ -432,8 +432,13 @@ fn access_denied(
 
 /// 403 with a short reason (`signature missing`, `signature expired`, `signature invalid`).
 fn forbidden(reason: &str) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::from(format!("forbidden: {reason}\n")));
-    *response.status_mut() = StatusCode::FORBIDDEN;
+    plain_text(StatusCode::FORBIDDEN, format!("forbidden: {reason}\n"))
+}
+
+/// A short uncacheable plain-text answer.
+fn plain_text(status: StatusCode, text: String) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::from(text));
+    *response.status_mut() = status;
     let length = response.body().len();
     let headers = response.headers_mut();
     headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
@@ -475,18 +480,7 @@ pub fn error_response(error: &Error) -> Response<ResponseBody> {
     } else {
         format!("{error}\n")
     };
-    let mut response = Response::new(ResponseBody::from(text));
-    *response.status_mut() = status;
-    let length = response.body().len();
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(NOSNIFF, HeaderValue::from_static("nosniff"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    plain_text(status, text)
 }
 
 /// Serves the file stored under `name` for a request with `method` and `headers`: everything a
