@@ -35,11 +35,14 @@ impl std::fmt::Display for CopyReport {
     }
 }
 
-/// Every stored name, walking directories (bounded).
-pub async fn all_names(storage: &dyn Storage) -> Result<Vec<Name>> {
+/// Stored names, walking directories, sorted; the walk stops once `limit` names are found.
+pub async fn walk_names(storage: &dyn Storage, limit: usize) -> Result<Vec<Name>> {
     let mut names = Vec::new();
     let mut pending: Vec<Option<Name>> = vec![None];
     while let Some(dir) = pending.pop() {
+        if names.len() >= limit {
+            break;
+        }
         let listing = storage.listdir(dir.as_ref()).await?;
         let prefix = dir.map(|d| format!("{d}/")).unwrap_or_default();
         for file in listing.files {
@@ -50,13 +53,20 @@ pub async fn all_names(storage: &dyn Storage) -> Result<Vec<Name>> {
         for sub in listing.dirs {
             pending.push(Some(Name::new(format!("{prefix}{sub}"))?));
         }
-        if names.len() > MAX_FILES {
-            return Err(Error::TooLarge {
-                limit: MAX_FILES as u64,
-            });
-        }
     }
     names.sort();
+    names.truncate(limit);
+    Ok(names)
+}
+
+/// Every stored name, sorted; more than the commands handle is an error, never a partial run.
+pub async fn all_names(storage: &dyn Storage) -> Result<Vec<Name>> {
+    let names = walk_names(storage, MAX_FILES + 1).await?;
+    if names.len() > MAX_FILES {
+        return Err(Error::TooLarge {
+            limit: MAX_FILES as u64,
+        });
+    }
     Ok(names)
 }
 

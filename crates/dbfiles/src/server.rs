@@ -7,12 +7,12 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use storage_core::{media_url, Error, Name, Result, Storage};
-use storage_http::{error_response, ImagePolicy, ResponseBody, ServeConfig, Upload, UploadPolicy};
-
-const NOSNIFF: http::HeaderName = http::HeaderName::from_static("x-content-type-options");
+use storage_core::{media_url, Error, Result, Storage};
+use storage_http::{
+    error_response, plain_text, ImagePolicy, ResponseBody, ServeConfig, Upload, UploadPolicy,
+};
 
 /// Which web framework serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,55 +176,22 @@ fn upload_answer(result: Result<Upload>, headers: &HeaderMap) -> Response<Respon
         .iter()
         .map(|f| format!("{}\n", f.meta.name))
         .collect();
-    let mut response = Response::new(ResponseBody::from(names));
-    if wants_html {
-        *response.body_mut() = ResponseBody::empty();
-        *response.status_mut() = StatusCode::SEE_OTHER;
-        response
-            .headers_mut()
-            .insert(LOCATION, HeaderValue::from_static("/"));
+    if !wants_html {
+        return plain_text(StatusCode::OK, names);
     }
-    let length = response.body().len();
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    let mut response = plain_text(StatusCode::SEE_OTHER, String::new());
     response
         .headers_mut()
-        .insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
-    response
-        .headers_mut()
-        .insert(NOSNIFF, HeaderValue::from_static("nosniff"));
+        .insert(LOCATION, HeaderValue::from_static("/"));
     response
 }
 
 /// Most files the index page lists.
 const INDEX_LIMIT: usize = 1000;
 
-async fn list_all(storage: &dyn Storage) -> Result<Vec<Name>> {
-    let mut names = Vec::new();
-    let mut pending: Vec<Option<Name>> = vec![None];
-    while let Some(dir) = pending.pop() {
-        if names.len() >= INDEX_LIMIT {
-            break;
-        }
-        let listing = storage.listdir(dir.as_ref()).await?;
-        let prefix = dir.map(|d| format!("{d}/")).unwrap_or_default();
-        for file in listing.files {
-            names.push(Name::new(format!("{prefix}{file}"))?);
-        }
-        for sub in listing.dirs.into_iter().rev() {
-            pending.push(Some(Name::new(format!("{prefix}{sub}"))?));
-        }
-    }
-    names.sort();
-    names.truncate(INDEX_LIMIT);
-    Ok(names)
-}
-
 /// The page at `/`: the stored files as links, and an upload form.
 async fn index_page(app: &App) -> Response<ResponseBody> {
-    let names = match list_all(app.storage.as_ref()).await {
+    let names = match crate::maintenance::walk_names(app.storage.as_ref(), INDEX_LIMIT).await {
         Ok(names) => names,
         Err(e) => return error_response(&e),
     };
@@ -258,16 +225,11 @@ async fn index_page(app: &App) -> Response<ResponseBody> {
          <input type=\"file\" name=\"file\" multiple required> <button type=\"submit\">Upload</button></form>\n\
          <h2>Stored files</h2>\n<ul>\n{items}</ul>\n</body></html>\n"
     );
-    let mut response = Response::new(ResponseBody::from(page));
-    let length = response.body().len();
-    let headers = response.headers_mut();
-    headers.insert(
+    let mut response = plain_text(StatusCode::OK, page);
+    response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(NOSNIFF, HeaderValue::from_static("nosniff"));
-    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
     response
 }
 

@@ -32,7 +32,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use storage_core::{Error, Storage};
-use storage_http::{error_response, save_multipart, serve_path, ResponseBody, ServeConfig, Upload};
+use storage_http::{error_response, serve_path, ResponseBody, ServeConfig, Upload};
 
 /// Converts a `storage-http` answer into an actix response.
 pub fn into_actix(response: http::Response<ResponseBody>) -> HttpResponse {
@@ -202,7 +202,7 @@ impl FromRequest for Uploaded {
                     }
                 }
             };
-            let save = save_multipart(target.storage.as_ref(), &content_type, rx, &target.policy);
+            let save = target.save_multipart(&content_type, rx);
             let (saved, ()) = futures::join!(save, pump);
             saved.map(Uploaded).map_err(UploadRejected)
         })

@@ -35,7 +35,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use storage_core::Storage;
-use storage_http::{error_response, save_multipart, serve_path, ResponseBody, ServeConfig, Upload};
+use storage_http::{error_response, serve_path, ResponseBody, ServeConfig, Upload};
 
 /// An answer from `storage-http` as an axum response.
 #[derive(Debug)]
@@ -123,7 +123,8 @@ where
             .unwrap_or_default()
             .to_owned();
         let body = request.into_body().into_data_stream();
-        save_multipart(target.storage.as_ref(), &content_type, body, &target.policy)
+        target
+            .save_multipart(&content_type, body)
             .await
             .map(Uploaded)
             .map_err(|e| StorageResponse(error_response(&e)).into_response())

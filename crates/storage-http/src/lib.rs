@@ -47,8 +47,8 @@ pub use crate::headers::{
 };
 pub use crate::ranges::{resolve_range, RangeRequest};
 pub use crate::serve::{
-    error_response, name_from_path, serve, serve_decision, serve_path, status_for, AccessRequest,
-    Authorize, BodyPlan, ServeConfig, ServeDecision,
+    error_response, name_from_path, plain_text, serve, serve_decision, serve_path, status_for,
+    AccessRequest, Authorize, BodyPlan, ServeConfig, ServeDecision,
 };
 pub use crate::upload::{
     save_multipart, upload_name, ImagePolicy, ImageSize, SavedUpload, Upload, UploadPolicy,

@@ -435,8 +435,9 @@ fn forbidden(reason: &str) -> Response<ResponseBody> {
     plain_text(StatusCode::FORBIDDEN, format!("forbidden: {reason}\n"))
 }
 
-/// A short uncacheable plain-text answer.
-fn plain_text(status: StatusCode, text: String) -> Response<ResponseBody> {
+/// A short uncacheable plain-text answer, with the headers every `storage-http` answer carries
+/// (`Content-Length`, `X-Content-Type-Options: nosniff`).
+pub fn plain_text(status: StatusCode, text: String) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::from(text));
     *response.status_mut() = status;
     let length = response.body().len();

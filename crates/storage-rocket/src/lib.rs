@@ -33,9 +33,7 @@ use rocket::response::{self, Responder, Response};
 use rocket::route::{Handler, Outcome, Route};
 use rocket::{Build, Rocket};
 use storage_core::{Error, Storage};
-use storage_http::{
-    error_response, save_multipart, serve_path, ResponseBody, ServeConfig, Upload, UploadPolicy,
-};
+use storage_http::{error_response, serve_path, ResponseBody, ServeConfig, Upload, UploadPolicy};
 
 /// An answer from `storage-http` as a rocket response.
 #[derive(Debug)]
@@ -303,7 +301,7 @@ pub async fn receive_upload(
             }
         }
     };
-    let save = save_multipart(target.storage.as_ref(), &content_type, rx, &target.policy);
+    let save = target.save_multipart(&content_type, rx);
     let (saved, ()) = futures::join!(save, pump);
     saved
 }
