@@ -498,9 +498,34 @@ fn large_chunk(index: u64) -> Bytes {
 
 /// A [`LARGE_FILE_SIZE`] file written and read as a stream of 1 MiB chunks, checked by SHA-256,
 /// plus a range read across a chunk boundary.
+///
+/// A backend with a [`Capabilities::max_file_size`](storage_core::Capabilities) below that
+/// writes the largest whole number of MiB it takes instead, and must refuse one byte more with
+/// [`Error::TooLarge`], storing nothing.
 pub async fn large_streamed_file(storage: &dyn Storage) -> Result<()> {
     let dir = unique_dir("large");
-    let chunks = LARGE_FILE_SIZE >> 20;
+    let size = match storage.capabilities().max_file_size {
+        Some(limit) if limit < LARGE_FILE_SIZE => {
+            let over = storage
+                .save(
+                    &format!("{dir}/over.bin"),
+                    Bytes::from(vec![7u8; usize::try_from(limit + 1).unwrap_or(usize::MAX)]),
+                )
+                .await;
+            assert!(
+                matches!(over, Err(Error::TooLarge { limit: l }) if l == limit),
+                "{over:?}"
+            );
+            assert!(!storage.exists(&format!("{dir}/over.bin")).await?);
+            (limit >> 20) << 20
+        }
+        _ => LARGE_FILE_SIZE,
+    };
+    assert!(
+        size >= 4 << 20,
+        "a backend must store files of at least 4 MiB"
+    );
+    let chunks = size >> 20;
     let mut expected = Sha256::new();
     for i in 0..chunks {
         expected.update(large_chunk(i));
@@ -508,7 +533,7 @@ pub async fn large_streamed_file(storage: &dyn Storage) -> Result<()> {
     let expected: [u8; 32] = expected.finalize().into();
     let stream: ByteStream = Box::pin(futures::stream::iter(0..chunks).map(|i| Ok(large_chunk(i))));
     let meta = storage.save(&format!("{dir}/large.bin"), stream).await?;
-    assert_eq!(meta.size, LARGE_FILE_SIZE);
+    assert_eq!(meta.size, size);
     assert_eq!(meta.sha256, Some(expected));
     let mut opened = storage.open(&meta.name, None).await?;
     let mut hasher = Sha256::new();
@@ -517,7 +542,7 @@ pub async fn large_streamed_file(storage: &dyn Storage) -> Result<()> {
         read += chunk.len() as u64;
         hasher.update(&chunk);
     }
-    assert_eq!(read, LARGE_FILE_SIZE);
+    assert_eq!(read, size);
     assert_eq!(<[u8; 32]>::from(hasher.finalize()), expected);
     let boundary = (1u64 << 20) * 3;
     let opened = storage

@@ -42,6 +42,7 @@ mod files;
 mod fs;
 mod memory;
 mod meta;
+mod mirror;
 mod name;
 pub mod naming;
 mod signing;
@@ -56,6 +57,7 @@ pub use memory::InMemoryStorage;
 pub use meta::{
     etag_from_sha256, ByteRange, Capabilities, ContentHasher, FileMeta, Listing, Visibility,
 };
+pub use mirror::MirroredStorage;
 pub use name::{Name, MAX_NAME_BYTES};
 pub use naming::{NameCandidates, UploadTo};
 pub use signing::{SignatureError, UrlSigner};
@@ -64,4 +66,4 @@ pub use stream::{
     bytes_stream, chunked_stream, collect_bytes, empty_stream, reader_stream, ByteStream, Content,
     IntoContent, DEFAULT_CHUNK_SIZE,
 };
-pub use url::{file_url, media_url, url_under_base};
+pub use url::{file_url, media_url, url_under_base, UrlPolicy, UrlStyle};

@@ -49,6 +49,10 @@ pub struct FileMeta {
     pub modified: SystemTime,
     /// Public or private.
     pub visibility: Visibility,
+    /// django-binary-database-files' `content_hash` (SHA-512 hex of the content's ASCII bytes,
+    /// the package's default), where the backend keeps one. It is not a safe checksum (bytes
+    /// from 0x80 up do not count), only what that package writes beside a mirrored file.
+    pub django_content_hash: Option<String>,
 }
 
 impl FileMeta {
@@ -63,6 +67,7 @@ impl FileMeta {
             created: modified,
             modified,
             visibility: Visibility::Public,
+            django_content_hash: None,
         }
     }
 
@@ -77,6 +82,7 @@ impl FileMeta {
             created: modified,
             modified,
             visibility: Visibility::Public,
+            django_content_hash: None,
         }
     }
 
@@ -98,6 +104,13 @@ impl FileMeta {
     #[must_use]
     pub fn with_visibility(mut self, visibility: Visibility) -> Self {
         self.visibility = visibility;
+        self
+    }
+
+    /// Sets django-binary-database-files' content hash.
+    #[must_use]
+    pub fn with_django_content_hash(mut self, hash: Option<String>) -> Self {
+        self.django_content_hash = hash;
         self
     }
 
@@ -159,6 +172,12 @@ pub struct Capabilities {
     pub stored_content_type: bool,
     /// Private files can be stored.
     pub private_files: bool,
+    /// The longest name, in characters, the backend can store (a `varchar(255)` column); `save`
+    /// shortens longer names as Django's `max_length` does.
+    pub max_name_length: Option<usize>,
+    /// The largest file the backend stores (single-row database layouts hold a whole file in
+    /// one value); a larger one is [`Error::TooLarge`] and stores nothing.
+    pub max_file_size: Option<u64>,
 }
 
 impl Capabilities {
@@ -171,6 +190,8 @@ impl Capabilities {
             stored_checksum: true,
             stored_content_type: true,
             private_files: true,
+            max_name_length: None,
+            max_file_size: None,
         }
     }
 }

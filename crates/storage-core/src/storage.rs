@@ -215,6 +215,61 @@ pub fn guess_content_type(name: &str) -> Option<String> {
         .map(|mime| mime.to_string())
 }
 
+/// A shared storage is a storage: `Arc<dyn Storage>` can be wrapped (for example in a
+/// [`MirroredStorage`](crate::MirroredStorage)) like a concrete one.
+#[async_trait]
+impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
+    fn backend_name(&self) -> &'static str {
+        (**self).backend_name()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+
+    async fn put_new(
+        &self,
+        names: &mut NameCandidates,
+        content: ByteStream,
+        options: &PutOptions,
+    ) -> Result<FileMeta> {
+        (**self).put_new(names, content, options).await
+    }
+
+    async fn put_overwrite(
+        &self,
+        name: &Name,
+        content: ByteStream,
+        options: &PutOptions,
+    ) -> Result<FileMeta> {
+        (**self).put_overwrite(name, content, options).await
+    }
+
+    async fn open(&self, name: &Name, range: Option<ByteRange>) -> Result<OpenedFile> {
+        (**self).open(name, range).await
+    }
+
+    async fn metadata(&self, name: &Name) -> Result<FileMeta> {
+        (**self).metadata(name).await
+    }
+
+    async fn delete(&self, name: &Name) -> Result<bool> {
+        (**self).delete(name).await
+    }
+
+    async fn listdir(&self, dir: Option<&Name>) -> Result<Listing> {
+        (**self).listdir(dir).await
+    }
+
+    async fn url(&self, name: &Name, valid_for: Option<std::time::Duration>) -> Result<String> {
+        (**self).url(name, valid_for).await
+    }
+
+    fn default_visibility(&self) -> Visibility {
+        (**self).default_visibility()
+    }
+}
+
 /// Conveniences every [`Storage`] has: Django's `save` with its naming rules, and small helpers.
 #[async_trait]
 pub trait StorageExt: Storage {
@@ -234,8 +289,12 @@ pub trait StorageExt: Storage {
         C: IntoContent + Send + 'async_trait,
     {
         let first = options.generate_name(name)?;
-        let mut candidates =
-            NameCandidates::available(first, options.max_length, options.overwrite)?;
+        // The backend's own limit (a varchar column) shortens names as `max_length` does.
+        let max_length = match (options.max_length, self.capabilities().max_name_length) {
+            (Some(asked), Some(limit)) => Some(asked.min(limit)),
+            (asked, limit) => asked.or(limit),
+        };
+        let mut candidates = NameCandidates::available(first, max_length, options.overwrite)?;
         let content = content.into_content();
         let content_type = options
             .content_type

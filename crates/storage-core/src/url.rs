@@ -74,6 +74,85 @@ pub fn file_url(
     Ok(format!("{url}?{query}"))
 }
 
+/// Which URL `url()` gives a public file: django-binary-database-files'
+/// `DATABASE_FILES_URL_METHOD`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UrlStyle {
+    /// The app's serving route (`URL_METHOD_2`): the storage's base URL plus the name, answered
+    /// by the app through `storage-http` (the default).
+    #[default]
+    Route,
+    /// A media URL (`URL_METHOD_1`, Django's `MEDIA_URL`) plus the name, where nginx or a CDN
+    /// serves the disk mirror ([`MirroredStorage`](crate::MirroredStorage)). Private files are
+    /// never mirrored, so their URLs stay on the route, signed.
+    MediaUrl(String),
+}
+
+/// How a storage turns a name into a URL: the route (base URL), the style, an optional absolute
+/// base (django-binary-database-files' `DATABASE_FILES_BASE_URL`, such as
+/// `https://files.example.com`) put before relative URLs, and the signer for private files.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct UrlPolicy {
+    /// The serving route, such as `/media/`; `None` makes `url()` unsupported.
+    pub base_url: Option<String>,
+    /// Route or media URL for public files.
+    pub style: UrlStyle,
+    /// Put before every relative URL.
+    pub absolute_base: Option<String>,
+    /// Signs the URLs of private files.
+    pub signer: Option<crate::UrlSigner>,
+}
+
+impl UrlPolicy {
+    /// A policy with a route and no signer.
+    pub fn new(base_url: Option<&str>) -> Self {
+        Self {
+            base_url: base_url.map(str::to_owned),
+            ..Self::default()
+        }
+    }
+
+    /// The URL of a file with metadata `meta`.
+    ///
+    /// ```
+    /// use storage_core::{FileMeta, Name, UrlPolicy, UrlStyle};
+    /// let meta = FileMeta::new(Name::new("a b.png")?, 1, [0; 32], std::time::SystemTime::now());
+    /// let mut policy = UrlPolicy::new(Some("/files/"));
+    /// assert_eq!(policy.url("db", &meta, None)?, "/files/a%20b.png");
+    /// policy.style = UrlStyle::MediaUrl("/media/".into());
+    /// policy.absolute_base = Some("https://cdn.example.com/".into());
+    /// assert_eq!(policy.url("db", &meta, None)?, "https://cdn.example.com/media/a%20b.png");
+    /// # Ok::<(), storage_core::Error>(())
+    /// ```
+    pub fn url(
+        &self,
+        backend: &'static str,
+        meta: &crate::FileMeta,
+        valid_for: Option<std::time::Duration>,
+    ) -> crate::Result<String> {
+        let relative = match (&self.style, meta.visibility) {
+            (UrlStyle::MediaUrl(media), crate::Visibility::Public) => {
+                media_url(media, meta.name.as_str())
+            }
+            _ => file_url(
+                backend,
+                self.base_url.as_deref(),
+                self.signer.as_ref(),
+                meta,
+                valid_for,
+            )?,
+        };
+        Ok(match &self.absolute_base {
+            Some(base) if relative.starts_with('/') => {
+                format!("{}{relative}", base.trim_end_matches('/'))
+            }
+            _ => relative,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
