@@ -124,7 +124,7 @@ pub(crate) fn is_identifier(text: &str) -> bool {
     }) && text.split('.').count() <= 2
 }
 
-fn is_unique_violation(e: &diesel::result::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(
         e,
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
@@ -408,7 +408,8 @@ dialect!(
         conn.batch_execute(
             "PRAGMA busy_timeout = 10000; PRAGMA page_size = 65536; PRAGMA journal_mode = WAL; \
              PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-        )
+        )?;
+        crate::legacy_sql::register_sqlite_functions(conn)
     }
 );
 

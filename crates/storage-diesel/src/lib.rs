@@ -42,11 +42,15 @@
 //! libmysqlclient; MariaDB's compatible library works).
 
 mod dialect;
+mod legacy;
+mod legacy_sql;
+mod pool;
 mod schema;
 mod storage;
 mod url;
 mod url_storage;
 
+pub use crate::legacy::{DjangoContentHasher, LegacyLayout, LegacyStorage, TableLayout};
 pub use crate::storage::{DatabaseOptions, DieselStorage, SweepReport};
 pub use crate::url_storage::{connect_url, AnyStorage, DEFAULT_STORAGE_URL};
 
@@ -61,3 +65,15 @@ pub type PgStorage = DieselStorage<diesel::pg::PgConnection>;
 /// The chunked storage on MySQL or MariaDB.
 #[cfg(feature = "mysql")]
 pub type MysqlStorage = DieselStorage<diesel::mysql::MysqlConnection>;
+
+/// A single-row layout ([`LegacyLayout`]) on SQLite.
+#[cfg(feature = "sqlite")]
+pub type SqliteLegacyStorage = LegacyStorage<diesel::sqlite::SqliteConnection>;
+
+/// A single-row layout ([`LegacyLayout`]) on PostgreSQL.
+#[cfg(feature = "postgres")]
+pub type PgLegacyStorage = LegacyStorage<diesel::pg::PgConnection>;
+
+/// A single-row layout ([`LegacyLayout`]) on MySQL or MariaDB.
+#[cfg(feature = "mysql")]
+pub type MysqlLegacyStorage = LegacyStorage<diesel::mysql::MysqlConnection>;

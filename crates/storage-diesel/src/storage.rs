@@ -7,16 +7,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, PooledConnection};
 use futures::{StreamExt, TryStreamExt};
 use storage_core::naming::NameCandidates;
 use storage_core::{
-    file_url, ByteRange, ByteStream, Capabilities, ContentHasher, Error, FileMeta, Listing, Name,
-    OpenedFile, PutOptions, Result, Storage, UrlSigner, Visibility,
+    ByteRange, ByteStream, Capabilities, ContentHasher, Error, FileMeta, Listing, Name, OpenedFile,
+    PutOptions, Result, Storage, UrlPolicy, UrlSigner, UrlStyle, Visibility,
 };
 
 use crate::dialect::{Dialect, FileRow, Publish, Published};
-use crate::url::DatabaseUrl;
+use crate::pool::DbPool;
 
 /// How a [`DieselStorage`] connects and stores.
 #[derive(Debug, Clone)]
@@ -39,6 +39,15 @@ pub struct DatabaseOptions {
     pub default_visibility: Visibility,
     /// Signs the URLs of private files.
     pub url_signer: Option<UrlSigner>,
+    /// Route (the default: `base_url` + name) or media URL (for a disk mirror behind nginx or a
+    /// CDN) for public files.
+    pub url_style: UrlStyle,
+    /// Put before relative URLs, such as `https://files.example.com`.
+    pub absolute_base_url: Option<String>,
+    /// The largest file a single-row layout ([`LegacyStorage`](crate::LegacyStorage)) saves
+    /// (default 64 MiB): such a save holds the file in memory, and the database takes it as one
+    /// value. The chunked layout has no such limit.
+    pub single_row_max_size: u64,
 }
 
 impl Default for DatabaseOptions {
@@ -52,6 +61,9 @@ impl Default for DatabaseOptions {
             read_batch_chunks: 4,
             default_visibility: Visibility::Private,
             url_signer: None,
+            url_style: UrlStyle::Route,
+            absolute_base_url: None,
+            single_row_max_size: 64 << 20,
         }
     }
 }
@@ -104,6 +116,36 @@ impl DatabaseOptions {
         self
     }
 
+    /// Sets the largest file a single-row layout saves.
+    #[must_use]
+    pub fn single_row_max_size(mut self, bytes: u64) -> Self {
+        self.single_row_max_size = bytes;
+        self
+    }
+
+    /// Sets the URL style.
+    #[must_use]
+    pub fn url_style(mut self, style: UrlStyle) -> Self {
+        self.url_style = style;
+        self
+    }
+
+    /// Sets the absolute base put before relative URLs.
+    #[must_use]
+    pub fn absolute_base_url(mut self, base: Option<&str>) -> Self {
+        self.absolute_base_url = base.map(str::to_owned);
+        self
+    }
+
+    /// The URL policy these options describe.
+    pub fn url_policy(&self) -> UrlPolicy {
+        let mut policy = UrlPolicy::new(self.base_url.as_deref());
+        policy.style = self.url_style.clone();
+        policy.absolute_base = self.absolute_base_url.clone();
+        policy.signer = self.url_signer.clone();
+        policy
+    }
+
     /// Runs migrations when connecting.
     #[must_use]
     pub fn migrate_on_connect(mut self, migrate: bool) -> Self {
@@ -129,9 +171,8 @@ pub struct DieselStorage<C: Dialect> {
 }
 
 struct Inner<C: Dialect> {
-    pool: Pool<ConnectionManager<C>>,
+    db: Arc<DbPool<C>>,
     options: DatabaseOptions,
-    label: String,
     _conn: PhantomData<fn() -> C>,
 }
 
@@ -146,23 +187,14 @@ impl<C: Dialect> Clone for DieselStorage<C> {
 impl<C: Dialect> fmt::Debug for DieselStorage<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DieselStorage")
-            .field("database", &self.inner.label)
+            .field("database", &self.inner.db.label())
             .field("chunk_size", &self.inner.options.chunk_size)
             .finish_non_exhaustive()
     }
 }
 
-#[derive(Debug)]
-struct Configure;
-
-impl<C: Dialect> CustomizeConnection<C, diesel::r2d2::Error> for Configure {
-    fn on_acquire(&self, conn: &mut C) -> std::result::Result<(), diesel::r2d2::Error> {
-        conn.configure().map_err(diesel::r2d2::Error::QueryError)
-    }
-}
-
 /// Microseconds since the Unix epoch.
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     micros_of(SystemTime::now())
 }
 
@@ -171,7 +203,7 @@ fn micros_of(time: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-fn time_of(micros: i64) -> SystemTime {
+pub(crate) fn time_of(micros: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_micros(u64::try_from(micros).unwrap_or(0))
 }
 
@@ -192,47 +224,11 @@ where
     /// migrations. An unreachable database is an [`Error::Backend`] that names the database but
     /// never the password.
     pub async fn connect(url: &str, options: DatabaseOptions) -> Result<Self> {
-        let parsed = DatabaseUrl::parse(url)?;
-        let label = parsed.label();
-        if let DatabaseUrl::Sqlite(path) = &parsed {
-            // SQLite creates the file but not its directory; say so at once rather than after
-            // the connection timeout.
-            let parent = std::path::Path::new(path)
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty());
-            if parent.is_some_and(|dir| !dir.is_dir()) {
-                return Err(Error::Backend {
-                    backend: C::BACKEND,
-                    message: format!("cannot connect to {label}: its directory does not exist"),
-                    source: None,
-                });
-            }
-        }
-        let connection_string = parsed.connection_string();
-        let pool_options = options.clone();
-        let pool_label = label.clone();
-        let pool = tokio::task::spawn_blocking(move || {
-            // No idle minimum: r2d2 would keep opening connections on its own threads, and a
-            // process exiting while libpq is mid-connect can crash in libpq's exit handlers.
-            // Connections open on demand; one is opened here to check the database answers.
-            let pool = Pool::builder()
-                .max_size(pool_options.pool_size)
-                .min_idle(Some(0))
-                .connection_timeout(pool_options.connect_timeout)
-                .connection_customizer(Box::new(Configure))
-                .build_unchecked(ConnectionManager::<C>::new(connection_string));
-            pool.get().map_err(|e| {
-                Error::backend(C::BACKEND, format!("cannot connect to {pool_label}"), e)
-            })?;
-            Ok(pool)
-        })
-        .await
-        .map_err(|e| Error::backend(C::BACKEND, "connect task failed", e))??;
+        let db = DbPool::connect(url, options.pool_size, options.connect_timeout).await?;
         let storage = Self {
             inner: Arc::new(Inner {
-                pool,
+                db,
                 options,
-                label,
                 _conn: PhantomData,
             }),
         };
@@ -295,55 +291,22 @@ where
         &self,
         references: &[String],
     ) -> Result<std::collections::HashSet<String>> {
-        let mut names = std::collections::HashSet::new();
-        for reference in references {
-            let (table, column) = reference
-                .rsplit_once('.')
-                .filter(|(table, column)| {
-                    crate::dialect::is_identifier(table)
-                        && crate::dialect::is_identifier(column)
-                        && !column.contains('.')
-                })
-                .ok_or_else(|| Error::BadRequest {
-                    reason: format!("'{reference}' is not TABLE.COLUMN with plain identifiers"),
-                })?;
-            let (table, column) = (table.to_owned(), column.to_owned());
-            let values = self
-                .with_conn("references", move |conn| {
-                    conn.column_values(&table, &column)
-                        .map_err(|e| db_error::<C>(e, "reading the references"))
-                })
-                .await?;
-            names.extend(values);
-        }
-        Ok(names)
+        referenced_names_in(&self.inner.db, references).await
     }
 
     /// The database this storage talks to, without credentials (`postgres database 'app' at
     /// db:5432`).
     pub fn database_label(&self) -> &str {
-        &self.inner.label
+        self.inner.db.label()
     }
 
-    /// Runs `work` with a pooled connection on tokio's blocking pool, never on a runtime worker.
+    /// Runs `work` with a pooled connection on tokio's blocking pool.
     async fn with_conn<T, F>(&self, what: &'static str, work: F) -> Result<T>
     where
         F: FnOnce(&mut PooledConnection<ConnectionManager<C>>) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.pool.get().map_err(|e| {
-                Error::backend(
-                    C::BACKEND,
-                    format!("cannot connect to {} ({what})", inner.label),
-                    e,
-                )
-            })?;
-            work(&mut conn)
-        })
-        .await
-        .map_err(|e| Error::backend(C::BACKEND, format!("{what} task failed"), e))?
+        self.inner.db.run(what, work).await
     }
 
     /// Inserts a pending row and streams `content` into chunks; returns the row id and what to
@@ -722,44 +685,14 @@ where
     }
 
     async fn listdir(&self, dir: Option<&Name>) -> Result<Listing> {
-        let prefix = dir.map(|d| format!("{d}/")).unwrap_or_default();
-        // Names under `dir/` sort between `dir/` and `dir0` ('0' follows '/').
-        let upper = dir.map(|d| format!("{d}0"));
-        let mut listing = Listing::default();
-        let (mut cursor, mut inclusive) = (prefix.clone(), true);
-        // Bounded: every round lists at least one entry or ends.
-        for _ in 0..1_000_000 {
-            let (from, up) = (cursor.clone(), upper.clone());
-            let names = self
-                .with_conn("listdir", move |conn| {
-                    conn.names_after(&from, inclusive, up.as_deref(), 500)
-                        .map_err(|e| db_error::<C>(e, "listdir"))
-                })
-                .await?;
-            let Some(last) = names.last().cloned() else {
-                break;
-            };
-            let mut jumped = false;
-            for name in names {
-                let Some(rest) = name.strip_prefix(&prefix) else {
-                    continue;
-                };
-                if let Some((sub, _)) = rest.split_once('/') {
-                    listing.dirs.push(sub.to_owned());
-                    // Skip the subdirectory's contents in one jump.
-                    cursor = format!("{prefix}{sub}0");
-                    inclusive = true;
-                    jumped = true;
-                    break;
-                }
-                listing.files.push(rest.to_owned());
-            }
-            if !jumped {
-                cursor = last;
-                inclusive = false;
-            }
-        }
-        Ok(listing)
+        list_by_name_ranges(dir, |from, inclusive, upper| async move {
+            self.with_conn("listdir", move |conn| {
+                conn.names_after(&from, inclusive, upper.as_deref(), 500)
+                    .map_err(|e| db_error::<C>(e, "listdir"))
+            })
+            .await
+        })
+        .await
     }
 
     fn default_visibility(&self) -> Visibility {
@@ -768,14 +701,10 @@ where
 
     async fn url(&self, name: &Name, valid_for: Option<Duration>) -> Result<String> {
         let meta = self.metadata(name).await?;
-        let options = &self.inner.options;
-        file_url(
-            C::BACKEND,
-            options.base_url.as_deref(),
-            options.url_signer.as_ref(),
-            &meta,
-            valid_for,
-        )
+        self.inner
+            .options
+            .url_policy()
+            .url(C::BACKEND, &meta, valid_for)
     }
 }
 
@@ -808,4 +737,75 @@ fn upload_gone<C: Dialect>() -> Error {
         "the upload was swept before it could be published",
         std::io::Error::from(std::io::ErrorKind::TimedOut),
     )
+}
+
+/// `listdir` over any table of names that can list "up to 500 names from `from` (inclusive or
+/// not), below `upper`, in byte order": the directory's subdirectories are skipped in one jump
+/// each, so listing a directory costs one query per subdirectory plus one per 500 files.
+pub(crate) async fn list_by_name_ranges<F, Fut>(dir: Option<&Name>, mut fetch: F) -> Result<Listing>
+where
+    F: FnMut(String, bool, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>>>,
+{
+    let prefix = dir.map(|d| format!("{d}/")).unwrap_or_default();
+    // Names under `dir/` sort between `dir/` and `dir0` ('0' follows '/').
+    let upper = dir.map(|d| format!("{d}0"));
+    let mut listing = Listing::default();
+    let (mut cursor, mut inclusive) = (prefix.clone(), true);
+    // Bounded: every round lists at least one entry or ends.
+    for _ in 0..1_000_000 {
+        let names = fetch(cursor.clone(), inclusive, upper.clone()).await?;
+        let Some(last) = names.last().cloned() else {
+            break;
+        };
+        let mut jumped = false;
+        for name in names {
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            if let Some((sub, _)) = rest.split_once('/') {
+                listing.dirs.push(sub.to_owned());
+                // Skip the subdirectory's contents in one jump.
+                cursor = format!("{prefix}{sub}0");
+                inclusive = true;
+                jumped = true;
+                break;
+            }
+            listing.files.push(rest.to_owned());
+        }
+        if !jumped {
+            cursor = last;
+            inclusive = false;
+        }
+    }
+    Ok(listing)
+}
+
+/// The values of every referencing `TABLE.COLUMN`, read through `db`.
+pub(crate) async fn referenced_names_in<C: Dialect>(
+    db: &Arc<DbPool<C>>,
+    references: &[String],
+) -> Result<std::collections::HashSet<String>> {
+    let mut names = std::collections::HashSet::new();
+    for reference in references {
+        let (table, column) = reference
+            .rsplit_once('.')
+            .filter(|(table, column)| {
+                crate::dialect::is_identifier(table)
+                    && crate::dialect::is_identifier(column)
+                    && !column.contains('.')
+            })
+            .ok_or_else(|| Error::BadRequest {
+                reason: format!("'{reference}' is not TABLE.COLUMN with plain identifiers"),
+            })?;
+        let (table, column) = (table.to_owned(), column.to_owned());
+        let values = db
+            .run("references", move |conn| {
+                conn.column_values(&table, &column)
+                    .map_err(|e| db_error::<C>(e, "reading the references"))
+            })
+            .await?;
+        names.extend(values);
+    }
+    Ok(names)
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use storage_core::{Error, FileSystemStorage, InMemoryStorage, Result, Storage};
 
+use crate::legacy::LegacyLayout;
 use crate::storage::{DatabaseOptions, SweepReport};
 use crate::url::DatabaseUrl;
 
@@ -24,15 +25,78 @@ pub enum AnyStorage {
     /// `mysql://...` (MariaDB too)
     #[cfg(feature = "mysql")]
     Mysql(crate::MysqlStorage),
+    /// `sqlite://PATH?layout=...`
+    #[cfg(feature = "sqlite")]
+    SqliteLegacy(crate::SqliteLegacyStorage),
+    /// `postgres://...?layout=...`
+    #[cfg(feature = "postgres")]
+    PostgresLegacy(crate::PgLegacyStorage),
+    /// `mysql://...?layout=...`
+    #[cfg(feature = "mysql")]
+    MysqlLegacy(crate::MysqlLegacyStorage),
     /// `file://DIR`
     FileSystem(FileSystemStorage),
     /// `memory:`
     Memory(Arc<InMemoryStorage>),
 }
 
+/// The query parameters a storage URL may carry for us; the others go to the database driver.
+const LAYOUT_PARAMS: [&str; 5] = [
+    "layout",
+    "table",
+    "name_column",
+    "blob_column",
+    "size_column",
+];
+
+/// Splits the layout parameters off a database URL: the URL the driver gets and the layout.
+fn split_layout(url: &str) -> Result<(String, Option<LegacyLayout>)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let ours = pairs
+        .iter()
+        .filter(|(k, _)| LAYOUT_PARAMS.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    let layout = LegacyLayout::from_params(ours)?;
+    let sqlite = base.starts_with("sqlite:");
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            !LAYOUT_PARAMS.contains(&key)
+        })
+        .collect();
+    if sqlite {
+        if let Some(unknown) = rest.iter().find(|p| !p.is_empty()) {
+            return Err(Error::BadRequest {
+                reason: format!(
+                    "unknown parameter '{}' in a sqlite storage URL",
+                    unknown.split('=').next().unwrap_or_default()
+                ),
+            });
+        }
+    }
+    let rest = rest.join("&");
+    let driver_url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{rest}")
+    };
+    Ok((driver_url, layout))
+}
+
 /// Opens the storage a URL names: `sqlite://PATH` (default `sqlite://media.db`),
 /// `postgres://...`, `mysql://...`, `file://DIR`, `memory:`. Database URLs need their cargo
 /// feature; a URL for a backend that was not built in is a clear error.
+///
+/// A database URL may choose a single-row layout shared with a Django app:
+/// `?layout=binary-database-files` or
+/// `?layout=table&table=T&name_column=N&blob_column=B[&size_column=S]` (see
+/// [`LegacyLayout`]). Other query parameters go to the driver (`sslmode`, ...).
 pub async fn connect_url(url: &str, options: DatabaseOptions) -> Result<AnyStorage> {
     if url == "memory:" || url == "memory://" {
         return Ok(AnyStorage::Memory(Arc::new(
@@ -46,6 +110,11 @@ pub async fn connect_url(url: &str, options: DatabaseOptions) -> Result<AnyStora
         return Ok(AnyStorage::FileSystem(
             FileSystemStorage::new(dir)?.with_base_url(options.base_url.as_deref()),
         ));
+    }
+    let (url, layout) = split_layout(url)?;
+    let url = url.as_str();
+    if let Some(layout) = layout {
+        return connect_legacy(url, layout, options).await;
     }
     match DatabaseUrl::parse(url)? {
         #[cfg(feature = "sqlite")]
@@ -72,6 +141,29 @@ pub async fn connect_url(url: &str, options: DatabaseOptions) -> Result<AnyStora
     }
 }
 
+async fn connect_legacy(
+    url: &str,
+    layout: LegacyLayout,
+    options: DatabaseOptions,
+) -> Result<AnyStorage> {
+    match DatabaseUrl::parse(url)? {
+        #[cfg(feature = "sqlite")]
+        DatabaseUrl::Sqlite(_) => Ok(AnyStorage::SqliteLegacy(
+            crate::SqliteLegacyStorage::connect(url, layout, options).await?,
+        )),
+        #[cfg(feature = "postgres")]
+        DatabaseUrl::Postgres(_) => Ok(AnyStorage::PostgresLegacy(
+            crate::PgLegacyStorage::connect(url, layout, options).await?,
+        )),
+        #[cfg(feature = "mysql")]
+        DatabaseUrl::Mysql(_) => Ok(AnyStorage::MysqlLegacy(
+            crate::MysqlLegacyStorage::connect(url, layout, options).await?,
+        )),
+        #[allow(unreachable_patterns)]
+        _ => Err(not_built("database", "its cargo feature")),
+    }
+}
+
 fn not_built(backend: &'static str, needs: &str) -> Error {
     Error::NotSupported {
         backend,
@@ -89,6 +181,12 @@ impl AnyStorage {
             Self::Postgres(s) => Arc::new(s.clone()),
             #[cfg(feature = "mysql")]
             Self::Mysql(s) => Arc::new(s.clone()),
+            #[cfg(feature = "sqlite")]
+            Self::SqliteLegacy(s) => Arc::new(s.clone()),
+            #[cfg(feature = "postgres")]
+            Self::PostgresLegacy(s) => Arc::new(s.clone()),
+            #[cfg(feature = "mysql")]
+            Self::MysqlLegacy(s) => Arc::new(s.clone()),
             Self::FileSystem(s) => Arc::new(s.clone()),
             Self::Memory(s) => Arc::clone(s) as Arc<dyn Storage>,
         }
@@ -103,6 +201,12 @@ impl AnyStorage {
             Self::Postgres(s) => s.migrate().await,
             #[cfg(feature = "mysql")]
             Self::Mysql(s) => s.migrate().await,
+            #[cfg(feature = "sqlite")]
+            Self::SqliteLegacy(s) => s.migrate().await,
+            #[cfg(feature = "postgres")]
+            Self::PostgresLegacy(s) => s.migrate().await,
+            #[cfg(feature = "mysql")]
+            Self::MysqlLegacy(s) => s.migrate().await,
             Self::FileSystem(_) | Self::Memory(_) => Ok(Vec::new()),
         }
     }
@@ -121,6 +225,12 @@ impl AnyStorage {
             Self::Postgres(s) => s.referenced_names(references).await,
             #[cfg(feature = "mysql")]
             Self::Mysql(s) => s.referenced_names(references).await,
+            #[cfg(feature = "sqlite")]
+            Self::SqliteLegacy(s) => s.referenced_names(references).await,
+            #[cfg(feature = "postgres")]
+            Self::PostgresLegacy(s) => s.referenced_names(references).await,
+            #[cfg(feature = "mysql")]
+            Self::MysqlLegacy(s) => s.referenced_names(references).await,
             Self::FileSystem(_) | Self::Memory(_) => Err(Error::NotSupported {
                 backend: "storage",
                 operation: "references outside a database".to_owned(),
@@ -145,7 +255,44 @@ impl AnyStorage {
             Self::FileSystem(s) => Ok(SweepReport {
                 files: s.remove_stale_uploads(pending_older_than).await? as u64,
             }),
+            // Single-row layouts write in one statement: nothing is ever left half-written.
             Self::Memory(_) => Ok(SweepReport::default()),
+            #[cfg(feature = "sqlite")]
+            Self::SqliteLegacy(_) => Ok(SweepReport::default()),
+            #[cfg(feature = "postgres")]
+            Self::PostgresLegacy(_) => Ok(SweepReport::default()),
+            #[cfg(feature = "mysql")]
+            Self::MysqlLegacy(_) => Ok(SweepReport::default()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_parameters_are_split_off() -> Result<()> {
+        assert_eq!(
+            split_layout("postgres://u@h/db?sslmode=disable&layout=binary-database-files")?,
+            (
+                "postgres://u@h/db?sslmode=disable".to_owned(),
+                Some(LegacyLayout::BinaryDatabaseFiles)
+            )
+        );
+        assert_eq!(
+            split_layout("sqlite://media.db")?,
+            ("sqlite://media.db".to_owned(), None)
+        );
+        let (url, layout) = split_layout(
+            "mysql://root@127.0.0.1/test?layout=table&table=files&name_column=fname&blob_column=data",
+        )?;
+        assert_eq!(url, "mysql://root@127.0.0.1/test");
+        assert!(matches!(layout, Some(LegacyLayout::Table(_))));
+        assert!(matches!(
+            split_layout("sqlite://media.db?sslmode=x"),
+            Err(Error::BadRequest { .. })
+        ));
+        Ok(())
     }
 }
