@@ -16,7 +16,11 @@
 //!
 //! The storage URL comes from `--storage`, else `DBFILES_STORAGE`, else `sqlite://media.db`:
 //! `sqlite://PATH`, `postgres://...`, `mysql://...` (with the `postgres` / `mysql` features),
-//! `file://DIR`, `memory:`. Errors are one line on stderr and a non-zero exit status.
+//! `file://DIR`, `memory:`; a database URL may add `?layout=binary-database-files` or
+//! `?layout=table&table=T&name_column=N&blob_column=B&size_column=S` to share a Django app's
+//! table. `--mirror DIR` keeps a copy of public files on disk, `--media-url` and
+//! `--absolute-url` choose the URLs `url` prints. Errors are one line on stderr and a non-zero
+//! exit status.
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -57,6 +61,20 @@ struct Cli {
         value_delimiter = ','
     )]
     old_secrets: Vec<String>,
+
+    /// Keep a copy of every public file under this media root (refreshed when its checksum
+    /// changes), for nginx or a CDN to serve; never writes outside it.
+    #[arg(long, global = true, env = "DBFILES_MIRROR")]
+    mirror: Option<String>,
+
+    /// Give public files URLs under this media URL (where the mirror is served) instead of the
+    /// serving route.
+    #[arg(long, global = true, env = "DBFILES_MEDIA_URL")]
+    media_url: Option<String>,
+
+    /// Put this before relative URLs, such as https://files.example.com.
+    #[arg(long, global = true, env = "DBFILES_ABSOLUTE_URL")]
+    absolute_url: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -234,8 +252,16 @@ async fn run(cli: Cli) -> Result<()> {
     if let Some(signer) = &signer {
         options = options.url_signer(signer.clone());
     }
+    if let Some(media_url) = &cli.media_url {
+        options = options.url_style(storage_core::UrlStyle::MediaUrl(media_url.clone()));
+    }
+    options = options.absolute_base_url(cli.absolute_url.as_deref());
     let any = connect_url(&cli.storage, options).await?;
-    let storage = any.storage();
+    let storage = match &cli.mirror {
+        Some(root) => std::sync::Arc::new(storage_core::MirroredStorage::new(any.storage(), root)?)
+            as std::sync::Arc<dyn Storage>,
+        None => any.storage(),
+    };
     match cli.command {
         Command::Migrate => migrate(&any).await,
         Command::Put {

@@ -452,11 +452,10 @@ fn load_dump_rehash_and_migrate_layout_can_be_run_again() {
         .contains("not found"));
 }
 
-#[test]
-fn cleanup_deletes_only_unreferenced_files() {
-    use diesel::connection::SimpleConnection;
-    use diesel::Connection;
-    let cli = Cli::sqlite();
+/// With a legacy table on the same database as the chunked one: cleanup with two referencing
+/// tables, migrate-layout into django-binary-database-files' table (run twice), the mirror, and
+/// the URL styles. `sql` runs statements on the storage's database.
+fn maintenance_and_legacy_layouts(cli: &Cli, sql: &dyn Fn(&str)) {
     cli.ok(&["migrate"]);
     for (name, size) in [
         ("photos/kept.jpg", 10),
@@ -465,18 +464,12 @@ fn cleanup_deletes_only_unreferenced_files() {
         ("junk.tmp", 40),
     ] {
         let local = cli.write("upload.bin", &pattern(size));
-        cli.ok(&["put", &local, name, "--keep-name"]);
+        cli.ok(&["put", &local, name, "--keep-name", "--public"]);
     }
-    // Two referencing tables, shaped like Django model tables with FileField columns.
-    let path = cli.storage.trim_start_matches("sqlite://").to_owned();
-    let mut conn = diesel::sqlite::SqliteConnection::establish(&path).expect("open the database");
-    conn.batch_execute(
-        "CREATE TABLE app_profile (id INTEGER PRIMARY KEY, photo VARCHAR(100) NOT NULL);
-         INSERT INTO app_profile (photo) VALUES ('photos/kept.jpg'), ('');
-         CREATE TABLE billing_invoice (id INTEGER PRIMARY KEY, pdf VARCHAR(100) NULL);
-         INSERT INTO billing_invoice (pdf) VALUES ('invoices/1.pdf'), (NULL);",
-    )
-    .expect("tables");
+    sql("CREATE TABLE app_profile (id INTEGER PRIMARY KEY, photo VARCHAR(100) NOT NULL)");
+    sql("INSERT INTO app_profile (id, photo) VALUES (1, 'photos/kept.jpg'), (2, '')");
+    sql("CREATE TABLE billing_invoice (id INTEGER PRIMARY KEY, pdf VARCHAR(100) NULL)");
+    sql("INSERT INTO billing_invoice (id, pdf) VALUES (1, 'invoices/1.pdf'), (2, NULL)");
     let args = [
         "cleanup",
         "--reference",
@@ -490,21 +483,15 @@ fn cleanup_deletes_only_unreferenced_files() {
         "cleanup: would delete 2 unreferenced files (60 bytes)"
     );
     assert_eq!(
-        cli.ok(&["ls", "photos"]),
-        "kept.jpg\norphan.jpg\n",
-        "a dry run deletes nothing"
-    );
-    assert_eq!(
         cli.ok(&args).trim(),
         "cleanup: deleted 2 unreferenced files (60 bytes)"
     );
-    assert_eq!(cli.ok(&["ls"]), "invoices/\nphotos/\n");
-    assert_eq!(cli.ok(&["ls", "photos"]), "kept.jpg\n");
-    // Run again: nothing left to delete.
     assert_eq!(
         cli.ok(&args).trim(),
         "cleanup: deleted 0 unreferenced files (0 bytes)"
     );
+    assert_eq!(cli.ok(&["ls", "photos"]), "kept.jpg\n");
+    assert_eq!(cli.ok(&["ls"]), "invoices/\nphotos/\n");
     // Names of tables and columns are identifiers, never SQL.
     let err = cli.fails(&[
         "cleanup",
@@ -514,7 +501,89 @@ fn cleanup_deletes_only_unreferenced_files() {
     assert!(err.contains("not TABLE.COLUMN"), "{err}");
     assert!(cli
         .fails(&["cleanup", "--reference", "missing_table.col"])
-        .contains("sqlite backend failure"));
+        .contains("backend failure"));
+
+    // Into django-binary-database-files' table on the same database, checksums verified.
+    let separator = if cli.storage.contains('?') { '&' } else { '?' };
+    let django = format!("{}{separator}layout=binary-database-files", cli.storage);
+    let migrate = ["migrate-layout", "--from", &cli.storage, "--to", &django];
+    assert_eq!(
+        cli.ok(&migrate).trim(),
+        "migrate-layout: 2 copied (40 bytes), 0 unchanged, 0 failed"
+    );
+    assert_eq!(
+        cli.ok(&migrate).trim(),
+        "migrate-layout: 0 copied (0 bytes), 2 unchanged, 0 failed"
+    );
+    let legacy = Cli::with_storage(django);
+    assert_eq!(legacy.ok(&["ls"]), "invoices/\nphotos/\n");
+    assert_eq!(
+        legacy.ok(&["rehash"]).trim(),
+        "rehash: 2 checked, 0 mismatched, 0 without a recorded checksum"
+    );
+    let stat = legacy.ok(&["stat", "photos/kept.jpg", "--json"]);
+    assert!(
+        stat.contains("\"size\":10") || stat.contains("\"size\": 10"),
+        "{stat}"
+    );
+    // A private file cannot go into a table without a visibility column: refused, nothing stored.
+    let local = cli.write("secret.txt", b"secret");
+    let err = legacy.fails(&["put", &local, "secret.txt", "--private"]);
+    assert!(err.contains("private files"), "{err}");
+    assert!(legacy.ok(&["ls"]).find("secret").is_none());
+
+    // The mirror: a read exports the file with its hash beside it.
+    let media = legacy.dir.path().join("media");
+    std::fs::create_dir_all(&media).expect("media root");
+    let media_arg = media.display().to_string();
+    let got = legacy.ok(&["--mirror", &media_arg, "get", "invoices/1.pdf", "-"]);
+    assert_eq!(got.as_bytes(), &pattern(30)[..]);
+    assert_eq!(
+        std::fs::read(media.join("invoices/1.pdf")).expect("mirrored"),
+        pattern(30)
+    );
+    assert_eq!(
+        std::fs::read_to_string(media.join("invoices/1.pdf.hash"))
+            .expect("hash file")
+            .len(),
+        128,
+        "the package's SHA-512 content hash"
+    );
+    assert!(legacy
+        .fails(&["--mirror", "", "ls"])
+        .contains("media root is empty"));
+
+    // URL styles: the route, or the media URL, with an absolute base.
+    assert_eq!(
+        legacy.ok(&["url", "photos/kept.jpg"]).trim(),
+        "/media/photos/kept.jpg"
+    );
+    assert_eq!(
+        legacy
+            .ok(&[
+                "--media-url",
+                "/static-media/",
+                "--absolute-url",
+                "https://cdn.example.com",
+                "url",
+                "photos/kept.jpg"
+            ])
+            .trim(),
+        "https://cdn.example.com/static-media/photos/kept.jpg"
+    );
+}
+
+#[test]
+fn sqlite_maintenance_and_legacy_layouts() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let cli = Cli::sqlite();
+    let path = cli.storage.trim_start_matches("sqlite://").to_owned();
+    maintenance_and_legacy_layouts(&cli, &|statement| {
+        let mut conn =
+            diesel::sqlite::SqliteConnection::establish(&path).expect("open the database");
+        conn.batch_execute(statement).expect(statement);
+    });
 }
 
 #[test]
@@ -614,6 +683,29 @@ fn postgres_round_trip() {
     round_trip(&cli);
     sh(
         "psql",
+        &[&admin, "-qc", &format!("CREATE SCHEMA {schema}_m")],
+    );
+    let maintenance = Cli::with_storage(format!(
+        "{admin}{separator}options=-c%20search_path%3D{schema}_m"
+    ));
+    maintenance_and_legacy_layouts(&maintenance, &|statement| {
+        sh(
+            "psql",
+            &[
+                &admin,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qc",
+                &format!("SET search_path TO {schema}_m; {statement}"),
+            ],
+        );
+    });
+    sh(
+        "psql",
+        &[&admin, "-qc", &format!("DROP SCHEMA {schema}_m CASCADE")],
+    );
+    sh(
+        "psql",
         &[&admin, "-qc", &format!("DROP SCHEMA {schema} CASCADE")],
     );
 }
@@ -640,5 +732,15 @@ fn mysql_round_trip() {
     url.set_path(&format!("/{database}"));
     let cli = Cli::with_storage(url.to_string());
     round_trip(&cli);
+    mysql(&format!("DROP DATABASE {database}"));
+    mysql(&format!("CREATE DATABASE {database}"));
+    maintenance_and_legacy_layouts(&cli, &|statement| {
+        sh(
+            "mariadb",
+            &[
+                "-h", &host, "-P", &port, "-u", &user, "-D", &database, "-e", statement,
+            ],
+        );
+    });
     mysql(&format!("DROP DATABASE {database}"));
 }
