@@ -90,6 +90,15 @@ fn checked(identifier: &str, dotted: bool) -> Result<String> {
 }
 
 impl LegacyLayout {
+    /// The storage URL query parameters that choose a layout; the others go to the driver.
+    pub const PARAMS: [&'static str; 5] = [
+        "layout",
+        "table",
+        "name_column",
+        "blob_column",
+        "size_column",
+    ];
+
     /// Reads `layout=...` and its parameters from a storage URL's query pairs:
     /// `layout=binary-database-files`, or
     /// `layout=table&table=T&name_column=N&blob_column=B[&size_column=S]`. `None` without a
@@ -275,15 +284,12 @@ impl<C: LegacyDialect> LegacyStorage<C> {
     ) -> Result<Self> {
         let db = DbPool::<C>::connect(url, options.pool_size, options.connect_timeout).await?;
         let sql = LegacySql::new(&C::FLAVOR, &layout.columns(C::FLAVOR.quote));
-        let limit = {
-            let sql = sql.clone();
-            db.run("connect", move |conn| {
-                let _ = &sql;
+        let limit = db
+            .run("connect", |conn| {
                 conn.legacy_statement_limit()
                     .map_err(|e| db_error::<C>(e, "reading the server's limits"))
             })
-            .await?
-        };
+            .await?;
         // A statement carries the blob plus a little SQL and the other values.
         let max_file_size = match limit {
             Some(limit) => options
@@ -488,7 +494,7 @@ impl<C: LegacyDialect> LegacyStorage<C> {
     fn slices(
         &self,
         name: &Name,
-        found: &FoundRow,
+        found: FoundRow,
         range: std::ops::Range<u64>,
         expected: Option<[u8; 32]>,
     ) -> ByteStream {
@@ -496,7 +502,7 @@ impl<C: LegacyDialect> LegacyStorage<C> {
             return storage_core::empty_stream();
         }
         let slice = u64::try_from(SLICE).unwrap_or(1 << 20);
-        let head = found.head.clone().map(Bytes::from);
+        let head = found.head.map(Bytes::from);
         let storage = self.clone();
         let (owned, id) = (name.to_string(), found.id);
         let verify = expected.filter(|_| range.start == 0 && range.end == found.size as u64);
@@ -575,7 +581,7 @@ impl<C: LegacyDialect> LegacyStorage<C> {
                     match conn.legacy_insert(&inner.sql, &row) {
                         Ok(_) => Ok(true),
                         Err(e) if is_unique_violation(&e) => Ok(false),
-                        Err(e) => Err(insert_error::<C>(e, content.len())),
+                        Err(e) => Err(db_error::<C>(e, "save")),
                     }
                 })
                 .await?;
@@ -606,18 +612,6 @@ fn changed_while_read<C: LegacyDialect>() -> Error {
         "the file was replaced or deleted while being read",
         std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
     )
-}
-
-fn insert_error<C: LegacyDialect>(e: diesel::result::Error, size: usize) -> Error {
-    let text = e.to_string();
-    if text.contains("max_allowed_packet") || text.contains("packet") {
-        return Error::backend(
-            C::BACKEND,
-            format!("the server refused a {size}-byte row (raise max_allowed_packet)"),
-            e,
-        );
-    }
-    db_error::<C>(e, "save")
 }
 
 #[async_trait]
@@ -678,7 +672,7 @@ impl<C: LegacyDialect> Storage for LegacyStorage<C> {
                     match conn.legacy_replace(&inner.sql, &row) {
                         Ok(_) => Ok(true),
                         Err(e) if is_unique_violation(&e) => Ok(false),
-                        Err(e) => Err(insert_error::<C>(e, data.len())),
+                        Err(e) => Err(db_error::<C>(e, "save")),
                     }
                 })
                 .await?;
@@ -700,7 +694,7 @@ impl<C: LegacyDialect> Storage for LegacyStorage<C> {
         let found = self.find(name, from_start).await?;
         let meta = self.meta(name.clone(), &found);
         let range = range.unwrap_or(ByteRange::From(0)).resolve(meta.size)?;
-        let stream = self.slices(name, &found, range.clone(), meta.sha256);
+        let stream = self.slices(name, found, range.clone(), meta.sha256);
         Ok(OpenedFile {
             meta,
             range,

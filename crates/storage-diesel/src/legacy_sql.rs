@@ -191,60 +191,42 @@ impl LegacySql {
                 flavor.key_type, flavor.blob_type
             )
         };
-        let sql = Self {
-            find_with_head: select(&head),
-            find: select("NULL"),
-            slice,
-            slice_by_id,
-            count: format!("SELECT COUNT(*) AS n FROM {table} WHERE {name_is}"),
-            insert: format!("INSERT INTO {table} ({insert_columns}) VALUES ({insert_values})"),
-            delete: format!("DELETE FROM {table} WHERE {name_is}"),
-            names_from: names(">=", false),
-            names_after: names(">", false),
-            names_from_below: names(">=", true),
-            names_after_below: names(">", true),
+        // Statements with placeholders, in PostgreSQL's numbered form where needed.
+        let p = |sql: String| if flavor.numbered { numbered(&sql) } else { sql };
+        Self {
+            find_with_head: p(select(&head)),
+            find: p(select("NULL")),
+            slice: p(slice),
+            slice_by_id: p(slice_by_id),
+            count: p(format!("SELECT COUNT(*) AS n FROM {table} WHERE {name_is}")),
+            insert: p(format!(
+                "INSERT INTO {table} ({insert_columns}) VALUES ({insert_values})"
+            )),
+            delete: p(format!("DELETE FROM {table} WHERE {name_is}")),
+            names_from: p(names(">=", false)),
+            names_after: p(names(">", false)),
+            names_from_below: p(names(">=", true)),
+            names_after_below: p(names(">", true)),
             probe: format!("SELECT COUNT(*) AS n FROM {table} WHERE 1 = 0"),
             create_table,
             name_binds,
-        };
-        if flavor.numbered {
-            sql.numbered()
-        } else {
-            sql
         }
     }
+}
 
-    fn numbered(self) -> Self {
-        let number = |sql: String| {
-            let mut out = String::with_capacity(sql.len() + 8);
-            let mut n = 0;
-            for c in sql.chars() {
-                if c == '?' {
-                    n += 1;
-                    out.push_str(&format!("${n}"));
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        };
-        Self {
-            find_with_head: number(self.find_with_head),
-            find: number(self.find),
-            slice: number(self.slice),
-            slice_by_id: number(self.slice_by_id),
-            count: number(self.count),
-            insert: number(self.insert),
-            delete: number(self.delete),
-            names_from: number(self.names_from),
-            names_after: number(self.names_after),
-            names_from_below: number(self.names_from_below),
-            names_after_below: number(self.names_after_below),
-            probe: self.probe,
-            create_table: self.create_table,
-            name_binds: self.name_binds,
+/// `?` placeholders as PostgreSQL's `$1, $2, ...`.
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
         }
     }
+    out
 }
 
 /// A row as the lookup returns it.

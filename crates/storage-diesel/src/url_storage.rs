@@ -40,15 +40,6 @@ pub enum AnyStorage {
     Memory(Arc<InMemoryStorage>),
 }
 
-/// The query parameters a storage URL may carry for us; the others go to the database driver.
-const LAYOUT_PARAMS: [&str; 5] = [
-    "layout",
-    "table",
-    "name_column",
-    "blob_column",
-    "size_column",
-];
-
 /// Splits the layout parameters off a database URL: the URL the driver gets and the layout.
 fn split_layout(url: &str) -> Result<(String, Option<LegacyLayout>)> {
     let Some((base, query)) = url.split_once('?') else {
@@ -59,7 +50,7 @@ fn split_layout(url: &str) -> Result<(String, Option<LegacyLayout>)> {
         .collect();
     let ours = pairs
         .iter()
-        .filter(|(k, _)| LAYOUT_PARAMS.contains(&k.as_str()))
+        .filter(|(k, _)| LegacyLayout::PARAMS.contains(&k.as_str()))
         .map(|(k, v)| (k.as_str(), v.as_str()));
     let layout = LegacyLayout::from_params(ours)?;
     let sqlite = base.starts_with("sqlite:");
@@ -67,7 +58,7 @@ fn split_layout(url: &str) -> Result<(String, Option<LegacyLayout>)> {
         .split('&')
         .filter(|pair| {
             let key = pair.split('=').next().unwrap_or_default();
-            !LAYOUT_PARAMS.contains(&key)
+            !LegacyLayout::PARAMS.contains(&key)
         })
         .collect();
     if sqlite {
