@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use storage_core::{ContentHasher, Error, FileMeta, Name, PutOptions, Result, Storage, Visibility};
+use storage_core::{
+    ContentHasher, Error, FileMeta, Name, PutOptions, Result, Storage, StorageExt, Visibility,
+};
 
 /// Most files one command walks.
 const MAX_FILES: usize = 10_000_000;
@@ -35,39 +37,9 @@ impl std::fmt::Display for CopyReport {
     }
 }
 
-/// Stored names, walking directories, sorted; the walk stops once `limit` names are found.
-pub async fn walk_names(storage: &dyn Storage, limit: usize) -> Result<Vec<Name>> {
-    let mut names = Vec::new();
-    let mut pending: Vec<Option<Name>> = vec![None];
-    while let Some(dir) = pending.pop() {
-        if names.len() >= limit {
-            break;
-        }
-        let listing = storage.listdir(dir.as_ref()).await?;
-        let prefix = dir.map(|d| format!("{d}/")).unwrap_or_default();
-        for file in listing.files {
-            if let Ok(name) = Name::new(format!("{prefix}{file}")) {
-                names.push(name);
-            }
-        }
-        for sub in listing.dirs {
-            pending.push(Some(Name::new(format!("{prefix}{sub}"))?));
-        }
-    }
-    names.sort();
-    names.truncate(limit);
-    Ok(names)
-}
-
 /// Every stored name, sorted; more than the commands handle is an error, never a partial run.
 pub async fn all_names(storage: &dyn Storage) -> Result<Vec<Name>> {
-    let names = walk_names(storage, MAX_FILES + 1).await?;
-    if names.len() > MAX_FILES {
-        return Err(Error::TooLarge {
-            limit: MAX_FILES as u64,
-        });
-    }
-    Ok(names)
+    storage.all_names(MAX_FILES).await
 }
 
 /// A progress bar on a terminal, nothing otherwise.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use storage_core::{media_url, Error, Result, Storage};
+use storage_core::{media_url, Error, Result, Storage, StorageExt};
 use storage_http::{
     error_response, plain_text, ImagePolicy, ResponseBody, ServeConfig, Upload, UploadPolicy,
 };
@@ -191,8 +191,11 @@ const INDEX_LIMIT: usize = 1000;
 
 /// The page at `/`: the stored files as links, and an upload form.
 async fn index_page(app: &App) -> Response<ResponseBody> {
-    let names = match crate::maintenance::walk_names(app.storage.as_ref(), INDEX_LIMIT).await {
-        Ok(names) => names,
+    let names = match app.storage.walk_names(INDEX_LIMIT).await {
+        Ok(mut names) => {
+            names.truncate(INDEX_LIMIT);
+            names
+        }
         Err(e) => return error_response(&e),
     };
     let mut items = String::new();

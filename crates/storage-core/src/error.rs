@@ -88,6 +88,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// A model field holds no file, so there is nothing to open, measure or delete (Django's
+    /// "The 'photo' attribute has no file associated with it.").
+    #[error("the '{field}' field has no file")]
+    EmptyField {
+        /// The field (column) name.
+        field: String,
+    },
+
     /// A byte range starts past the end of the file.
     #[error("range start {start} is past the end of a {size}-byte file")]
     InvalidRange {

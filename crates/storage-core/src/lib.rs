@@ -35,11 +35,13 @@
 //! - Crates used for solved problems: `sha2` (checksums), `percent-encoding` (URLs),
 //!   `mime_guess` (content types), `chrono` (strftime in `upload_to`), `html-escape` (entities
 //!   in client file names), `unicode-properties` (Python's character classes), `rand` and
-//!   `uuid` (names), `tempfile` (upload spill files).
+//!   `uuid` (names), `tempfile` (upload spill files), `infer` and `imagesize` (recognising an
+//!   image and its size from its header, [`probe_image`]).
 
 mod error;
 mod files;
 mod fs;
+mod image;
 mod memory;
 mod meta;
 mod mirror;
@@ -53,6 +55,7 @@ mod url;
 pub use error::{BoxError, Error, Result};
 pub use files::{ContentFile, UploadedFile};
 pub use fs::{FileSystemStorage, STAGING_DIR};
+pub use image::{peek_image, probe_image, ImageInfo, ImageSize, IMAGE_SNIFF_BYTES};
 pub use memory::InMemoryStorage;
 pub use meta::{
     etag_from_sha256, ByteRange, Capabilities, ContentHasher, FileMeta, Listing, Visibility,

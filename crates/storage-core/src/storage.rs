@@ -335,6 +335,43 @@ pub trait StorageExt: Storage {
         Ok(self.metadata(&Name::new(name)?).await?.size)
     }
 
+    /// Stored names, sorted, walking [`Storage::listdir`] from the root; the walk stops once
+    /// more than `limit` names are found, so a result longer than `limit` means there are more.
+    async fn walk_names(&self, limit: usize) -> Result<Vec<Name>> {
+        let mut names = Vec::new();
+        let mut pending: Vec<Option<Name>> = vec![None];
+        while let Some(dir) = pending.pop() {
+            if names.len() > limit {
+                break;
+            }
+            let listing = self.listdir(dir.as_ref()).await?;
+            let prefix = dir.map(|d| format!("{d}/")).unwrap_or_default();
+            for file in listing.files {
+                // A name this storage cannot hand back (left by another tool) is not ours.
+                if let Ok(name) = Name::new(format!("{prefix}{file}")) {
+                    names.push(name);
+                }
+            }
+            for sub in listing.dirs {
+                pending.push(Some(Name::new(format!("{prefix}{sub}"))?));
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Every stored name, sorted. More than `limit` names is [`Error::TooLarge`], never a
+    /// silently partial list.
+    async fn all_names(&self, limit: usize) -> Result<Vec<Name>> {
+        let names = self.walk_names(limit).await?;
+        if names.len() > limit {
+            return Err(Error::TooLarge {
+                limit: limit as u64,
+            });
+        }
+        Ok(names)
+    }
+
     /// Copies `from` to the new name `to` (create-only: a taken `to` is
     /// [`Error::AlreadyExists`]), streaming, keeping type and visibility.
     async fn copy(&self, from: &str, to: &str) -> Result<FileMeta> {

@@ -32,8 +32,8 @@
 //!
 //! Crates used for solved problems: `headers` (conditional request headers and ETag
 //! comparison), `http-range-header` (Range syntax), `httpdate` (HTTP dates), `percent-encoding`
-//! (RFC 8187 file names), `multer` (multipart), `infer` (type sniffing), `imagesize` (image
-//! dimensions).
+//! (RFC 8187 file names), `multer` (multipart), `infer` (type sniffing); images are
+//! recognised by `storage_core::probe_image` (`infer` and `imagesize`).
 
 mod body;
 mod headers;
@@ -51,6 +51,7 @@ pub use crate::serve::{
     AccessRequest, Authorize, BodyPlan, ServeConfig, ServeDecision,
 };
 pub use crate::upload::{
-    save_multipart, upload_name, ImagePolicy, ImageSize, SavedUpload, Upload, UploadPolicy,
-    UploadTarget, MAX_TEXT_FIELD,
+    save_multipart, upload_name, ImagePolicy, SavedUpload, Upload, UploadPolicy, UploadTarget,
+    MAX_TEXT_FIELD,
 };
+pub use storage_core::ImageSize;

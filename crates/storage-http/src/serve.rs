@@ -455,7 +455,7 @@ pub fn plain_text(status: StatusCode, text: String) -> Response<ResponseBody> {
 /// The one HTTP status each storage error maps to.
 pub fn status_for(error: &Error) -> StatusCode {
     match error {
-        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::NotFound { .. } | Error::EmptyField { .. } => StatusCode::NOT_FOUND,
         Error::AlreadyExists { .. } => StatusCode::CONFLICT,
         Error::SuspiciousPath { .. } | Error::InvalidName { .. } | Error::BadRequest { .. } => {
             StatusCode::BAD_REQUEST

@@ -7,8 +7,8 @@ use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt};
 use storage_core::naming::sanitize_upload_filename;
 use storage_core::{
-    guess_content_type, ByteStream, Content, Error, FileMeta, Name, SaveOptions, Storage,
-    StorageExt,
+    guess_content_type, probe_image, ByteStream, Content, Error, FileMeta, ImageSize, Name,
+    SaveOptions, Storage, StorageExt, IMAGE_SNIFF_BYTES,
 };
 
 use crate::headers::{essence, type_matches};
@@ -18,19 +18,6 @@ pub const MAX_TEXT_FIELD: usize = 64 * 1024;
 
 /// How many leading bytes are read before a file is stored, to sniff its type.
 const SNIFF_BYTES: usize = 8 * 1024;
-
-/// How many leading bytes an image may need before its size can be read (a JPEG with a large EXIF
-/// block puts its dimensions late).
-const IMAGE_SNIFF_BYTES: usize = 256 * 1024;
-
-/// Width and height of an uploaded image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ImageSize {
-    /// Pixels across.
-    pub width: u32,
-    /// Pixels down.
-    pub height: u32,
-}
 
 /// Only images are accepted: the bytes must be a raster image whose size can be read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -359,7 +346,7 @@ async fn save_field(
         {
             Some(chunk) => {
                 head.extend_from_slice(&chunk);
-                if policy.image.is_some() && imagesize::blob_size(&head).is_ok() {
+                if policy.image.is_some() && probe_image(&head).is_some() {
                     break;
                 }
             }
@@ -436,17 +423,12 @@ fn check_content(
         .or_else(|| guess_content_type(client_filename));
     let mut image = None;
     if let Some(rules) = &policy.image {
-        let is_raster = sniffed.as_deref().is_some_and(|t| t.starts_with("image/"));
-        let size = imagesize::blob_size(head).ok().filter(|_| is_raster);
-        let Some(size) = size else {
+        let Some(info) = probe_image(head) else {
             return Err(Error::UnsupportedType {
                 reason: format!("'{client_filename}' is not an image"),
             });
         };
-        let (width, height) = (
-            u32::try_from(size.width).unwrap_or(u32::MAX),
-            u32::try_from(size.height).unwrap_or(u32::MAX),
-        );
+        let ImageSize { width, height } = info.size;
         if rules.max_width.is_some_and(|max| width > max)
             || rules.max_height.is_some_and(|max| height > max)
         {
@@ -454,7 +436,7 @@ fn check_content(
                 reason: format!("'{client_filename}' is {width}x{height}, larger than allowed"),
             });
         }
-        image = Some(ImageSize { width, height });
+        image = Some(info.size);
     }
     let stored = match (&sniffed, &claimed) {
         (Some(sniffed), _) => sniffed.clone(),

@@ -342,6 +342,11 @@ async fn errors_map_to_statuses_without_leaking() -> Result<()> {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let text = String::from_utf8_lossy(&body(response).await?).into_owned();
     assert_eq!(text, "Service Unavailable\n");
+    // A model field with no file is a missing file to a client.
+    let empty = storage_core::Error::EmptyField {
+        field: "photo".to_owned(),
+    };
+    assert_eq!(storage_http::status_for(&empty), StatusCode::NOT_FOUND);
     Ok(())
 }
 
