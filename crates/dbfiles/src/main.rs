@@ -9,7 +9,8 @@
 //! dbfiles rm NAME
 //! dbfiles url NAME [--expires SECONDS]
 //! dbfiles load DIR | dump DIR | rehash [NAME...] | migrate-layout --from URL --to URL
-//! dbfiles cleanup --reference TABLE.COLUMN... [--dry-run]
+//! dbfiles references [add|forget TABLE.COLUMN...] [--database URL]
+//! dbfiles cleanup [--reference TABLE.COLUMN...] [--older-than SECS] [--dry-run] [--database URL]
 //! dbfiles sweep [--pending-older-than SECS] [--retired-older-than SECS]
 //! dbfiles serve [--addr 127.0.0.1:8000] [--framework axum|actix|rocket] [--prefix /media/]
 //! ```
@@ -31,7 +32,10 @@ use storage_core::{
     reader_stream, ByteStream, Error, FileMeta, Name, Result, SaveOptions, Storage, StorageExt,
     Visibility,
 };
-use storage_diesel::{connect_url, AnyStorage, DatabaseOptions, DEFAULT_STORAGE_URL};
+use storage_diesel::{
+    connect_url, AnyStorage, DatabaseOptions, FileReferences, OrphanCleanup, ReferenceSource,
+    DEFAULT_STORAGE_URL,
+};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Chunk size for reading local files and stdin.
@@ -179,14 +183,32 @@ enum Command {
         #[arg(long)]
         to: String,
     },
-    /// Delete stored files that no referencing column names (a Django FileField's column, say).
+    /// List the columns declared to hold stored names (a model's file fields), or add or forget
+    /// some; cleanup always honours them.
+    References {
+        /// What to do (default: list).
+        #[command(subcommand)]
+        action: Option<ReferencesAction>,
+        /// The database holding the referencing rows (default: the storage's own).
+        #[arg(long)]
+        database: Option<String>,
+    },
+    /// Delete stored files that no referencing column names: the declared columns (see
+    /// `references`) and any given here.
     Cleanup {
-        /// A column holding stored names, as TABLE.COLUMN; give every one that references files.
-        #[arg(long = "reference", required = true)]
+        /// Another column holding stored names, as TABLE.COLUMN.
+        #[arg(long = "reference")]
         references: Vec<String>,
-        /// Only say what would be deleted.
+        /// Leave files modified less than this many seconds ago (their row may not be saved
+        /// yet).
+        #[arg(long, default_value_t = 3600)]
+        older_than: u64,
+        /// Only list what would be deleted.
         #[arg(long)]
         dry_run: bool,
+        /// The database holding the referencing rows (default: the storage's own).
+        #[arg(long)]
+        database: Option<String>,
     },
     /// Re-read stored files and report those that no longer match their recorded checksum.
     Rehash {
@@ -201,6 +223,23 @@ enum Command {
         /// Remove overwritten or deleted versions older than this many seconds.
         #[arg(long, default_value_t = 3600)]
         retired_older_than: u64,
+    },
+}
+
+/// What `dbfiles references` does.
+#[derive(Debug, Subcommand)]
+enum ReferencesAction {
+    /// Declare columns.
+    Add {
+        /// Columns as TABLE.COLUMN.
+        #[arg(required = true)]
+        columns: Vec<String>,
+    },
+    /// Remove declarations.
+    Forget {
+        /// Columns as TABLE.COLUMN.
+        #[arg(required = true)]
+        columns: Vec<String>,
     },
 }
 
@@ -392,32 +431,70 @@ async fn run(cli: Cli) -> Result<()> {
             .await?;
             finish(&format!("migrate-layout: {report}"), report.failed == 0).await
         }
+        Command::References { action, database } => {
+            let rows = rows_database(database.as_deref()).await?;
+            let source = rows.as_ref().unwrap_or(&any);
+            match action {
+                Some(ReferencesAction::Add { columns }) => {
+                    source
+                        .declare_references(&FileReferences::parse(columns)?)
+                        .await?;
+                }
+                Some(ReferencesAction::Forget { columns }) => {
+                    source
+                        .forget_references(&FileReferences::parse(columns)?)
+                        .await?;
+                }
+                None => {}
+            }
+            for column in source.declared_references().await?.iter() {
+                println_out(&column.to_string()).await?;
+            }
+            Ok(())
+        }
         Command::Cleanup {
             references,
+            older_than,
             dry_run,
+            database,
         } => {
-            let referenced = any.referenced_names(&references).await?;
-            let names = dbfiles::maintenance::all_names(storage.as_ref()).await?;
-            let orphans: Vec<Name> = names
-                .into_iter()
-                .filter(|n| !referenced.contains(n.as_str()))
-                .collect();
-            let bar = dbfiles::maintenance::progress(orphans.len() as u64, "cleanup");
+            let rows = rows_database(database.as_deref()).await?;
+            let source = rows.as_ref().unwrap_or(&any);
+            let cleanup = OrphanCleanup::new(
+                storage.as_ref(),
+                source,
+                &FileReferences::parse(references)?,
+            )
+            .await?
+            .older_than(Duration::from_secs(older_than));
+            let orphans = cleanup.find().await?;
             let (mut files, mut bytes) = (0u64, 0u64);
-            for name in &orphans {
-                // Gone meanwhile (a second cleanup, a delete): nothing to count.
-                if let Ok(meta) = storage.metadata(name).await {
-                    if dry_run || storage.delete(name).await? {
-                        files += 1;
-                        bytes += meta.size;
-                    }
+            if dry_run {
+                for orphan in &orphans {
+                    println_out(&format!(
+                        "would delete: {} ({} bytes)",
+                        orphan.name, orphan.size
+                    ))
+                    .await?;
+                    files += 1;
+                    bytes += orphan.size;
                 }
-                bar.inc(1);
+            } else {
+                let bar = dbfiles::maintenance::progress(orphans.len() as u64, "cleanup");
+                for orphan in &orphans {
+                    // Referenced, changed or gone meanwhile: kept, not counted.
+                    if cleanup.delete(orphan).await? {
+                        files += 1;
+                        bytes += orphan.size;
+                    }
+                    bar.inc(1);
+                }
+                bar.finish_and_clear();
             }
-            bar.finish_and_clear();
             let verb = if dry_run { "would delete" } else { "deleted" };
             println_out(&format!(
-                "cleanup: {verb} {files} unreferenced files ({bytes} bytes)"
+                "cleanup: {verb} {files} unreferenced files ({bytes} bytes); columns: {}",
+                cleanup.references()
             ))
             .await
         }
@@ -461,6 +538,16 @@ async fn finish(summary: &str, ok: bool) -> Result<()> {
             message: "some files failed (see above)".to_owned(),
             source: None,
         })
+    }
+}
+
+/// The database named by `--database`, to read referencing rows from, when given.
+async fn rows_database(url: Option<&str>) -> Result<Option<AnyStorage>> {
+    match url {
+        Some(url) => Ok(Some(
+            connect_url(url, DatabaseOptions::new().pool_size(2)).await?,
+        )),
+        None => Ok(None),
     }
 }
 

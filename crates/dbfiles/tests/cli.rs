@@ -470,26 +470,52 @@ fn maintenance_and_legacy_layouts(cli: &Cli, sql: &dyn Fn(&str)) {
     sql("INSERT INTO app_profile (id, photo) VALUES (1, 'photos/kept.jpg'), (2, '')");
     sql("CREATE TABLE billing_invoice (id INTEGER PRIMARY KEY, pdf VARCHAR(100) NULL)");
     sql("INSERT INTO billing_invoice (id, pdf) VALUES (1, 'invoices/1.pdf'), (2, NULL)");
+    // No column declared or given: every file would look unreferenced, so nothing runs.
+    let err = cli.fails(&["cleanup"]);
+    assert!(err.contains("no referencing column"), "{err}");
+    // Fresh files may belong to rows not saved yet: left alone by default.
+    let both = "columns: app_profile.photo, billing_invoice.pdf";
+    assert_eq!(
+        cli.ok(&[
+            "cleanup",
+            "--reference",
+            "app_profile.photo",
+            "--reference",
+            "billing_invoice.pdf"
+        ])
+        .trim(),
+        format!("cleanup: deleted 0 unreferenced files (0 bytes); {both}")
+    );
+    // One column declared in the database, one given.
+    assert_eq!(
+        cli.ok(&["references", "add", "app_profile.photo"]),
+        "app_profile.photo\n"
+    );
+    assert_eq!(cli.ok(&["references"]), "app_profile.photo\n");
     let args = [
         "cleanup",
         "--reference",
-        "app_profile.photo",
-        "--reference",
         "billing_invoice.pdf",
+        "--older-than",
+        "0",
     ];
     let dry: Vec<&str> = args.iter().copied().chain(["--dry-run"]).collect();
     assert_eq!(
-        cli.ok(&dry).trim(),
-        "cleanup: would delete 2 unreferenced files (60 bytes)"
+        cli.ok(&dry),
+        format!(
+            "would delete: junk.tmp (40 bytes)\nwould delete: photos/orphan.jpg (20 bytes)\n\
+             cleanup: would delete 2 unreferenced files (60 bytes); {both}\n"
+        )
     );
     assert_eq!(
         cli.ok(&args).trim(),
-        "cleanup: deleted 2 unreferenced files (60 bytes)"
+        format!("cleanup: deleted 2 unreferenced files (60 bytes); {both}")
     );
     assert_eq!(
         cli.ok(&args).trim(),
-        "cleanup: deleted 0 unreferenced files (0 bytes)"
+        format!("cleanup: deleted 0 unreferenced files (0 bytes); {both}")
     );
+    assert_eq!(cli.ok(&["references", "forget", "app_profile.photo"]), "");
     assert_eq!(cli.ok(&["ls", "photos"]), "kept.jpg\n");
     assert_eq!(cli.ok(&["ls"]), "invoices/\nphotos/\n");
     // Names of tables and columns are identifiers, never SQL.

@@ -101,9 +101,30 @@ pub(crate) trait Dialect: R2D2Connection + Send + 'static {
         retired_before: i64,
         limit: i64,
     ) -> QueryResult<Vec<i64>>;
-    /// The non-empty values of `table.column`; both are checked identifiers, quoted here.
+    /// The distinct non-empty values of `table.column`; both are checked identifiers, quoted
+    /// here.
     fn column_values(&mut self, table: &str, column: &str) -> QueryResult<Vec<String>>;
+    /// Whether some row of `table.column` holds `value` (compared with the column's collation).
+    fn holds_value(&mut self, table: &str, column: &str, value: &str) -> QueryResult<bool>;
+    /// The declared referencing columns, `(table, column)`; none while the table is missing.
+    fn declared_references(&mut self) -> QueryResult<Vec<(String, String)>>;
+    /// Records a referencing column, creating the declarations table if needed.
+    fn declare_reference(&mut self, table: &str, column: &str) -> QueryResult<()>;
+    /// Removes a declaration; the number of rows removed.
+    fn forget_reference(&mut self, table: &str, column: &str) -> QueryResult<usize>;
 }
+
+/// A `SELECT COUNT(*) AS n` result.
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// The declarations table, created on first use by every layout (it is not part of a layout).
+const CREATE_REFERENCES: &str = "CREATE TABLE IF NOT EXISTS storage_references (\
+     table_name VARCHAR(128) NOT NULL, column_name VARCHAR(128) NOT NULL, \
+     PRIMARY KEY (table_name, column_name))";
 
 /// One value of a referencing column.
 #[derive(diesel::QueryableByName)]
@@ -149,7 +170,16 @@ macro_rules! live_row {
 }
 
 macro_rules! dialect {
-    ($conn:ty, $backend:literal, $migrations:literal, $transaction:ident, $quote:literal, $configure:expr) => {
+    (
+        $conn:ty,
+        $backend:literal,
+        $migrations:literal,
+        $transaction:ident,
+        $quote:literal,
+        $param:literal,
+        $references_exist:literal,
+        $configure:expr
+    ) => {
         impl Dialect for $conn {
             const BACKEND: &'static str = $backend;
 
@@ -383,11 +413,66 @@ macro_rules! dialect {
                 let table = table.split('.').map(quote).collect::<Vec<_>>().join(".");
                 let column = quote(column);
                 let sql = format!(
-                    "SELECT {column} AS value FROM {table} WHERE {column} IS NOT NULL AND {column} <> ''"
+                    "SELECT DISTINCT {column} AS value FROM {table} \
+                     WHERE {column} IS NOT NULL AND {column} <> ''"
                 );
                 diesel::sql_query(sql)
                     .load::<Reference>(self)
                     .map(|rows| rows.into_iter().map(|r| r.value).collect())
+            }
+
+            fn holds_value(&mut self, table: &str, column: &str, value: &str) -> QueryResult<bool> {
+                let quote = |ident: &str| format!("{q}{ident}{q}", q = $quote);
+                let table = table.split('.').map(quote).collect::<Vec<_>>().join(".");
+                let column = quote(column);
+                let sql = format!(
+                    "SELECT COUNT(*) AS n FROM \
+                     (SELECT 1 AS hit FROM {table} WHERE {column} = {param} LIMIT 1) AS found",
+                    param = $param
+                );
+                diesel::sql_query(sql)
+                    .bind::<diesel::sql_types::Text, _>(value)
+                    .get_result::<Count>(self)
+                    .map(|c| c.n > 0)
+            }
+
+            fn declared_references(&mut self) -> QueryResult<Vec<(String, String)>> {
+                use crate::schema::storage_references::dsl as r;
+                let exists = diesel::sql_query($references_exist).get_result::<Count>(self)?;
+                if exists.n == 0 {
+                    return Ok(Vec::new());
+                }
+                r::storage_references
+                    .select((r::table_name, r::column_name))
+                    .order((r::table_name, r::column_name))
+                    .load(self)
+            }
+
+            fn declare_reference(&mut self, table: &str, column: &str) -> QueryResult<()> {
+                use crate::schema::storage_references::dsl as r;
+                use diesel::connection::SimpleConnection;
+                self.batch_execute(CREATE_REFERENCES)?;
+                let inserted = diesel::insert_into(r::storage_references)
+                    .values((r::table_name.eq(table), r::column_name.eq(column)))
+                    .execute(self);
+                match inserted {
+                    // Declared before, or by another app server at the same moment.
+                    Err(e) if is_unique_violation(&e) => Ok(()),
+                    other => other.map(|_| ()),
+                }
+            }
+
+            fn forget_reference(&mut self, table: &str, column: &str) -> QueryResult<usize> {
+                use crate::schema::storage_references::dsl as r;
+                if self.declared_references()?.is_empty() {
+                    return Ok(0);
+                }
+                diesel::delete(
+                    r::storage_references
+                        .filter(r::table_name.eq(table))
+                        .filter(r::column_name.eq(column)),
+                )
+                .execute(self)
             }
         }
     };
@@ -400,6 +485,9 @@ dialect!(
     "migrations/sqlite",
     immediate_transaction,
     "\"",
+    "?",
+    "SELECT COUNT(*) AS n FROM sqlite_master \
+     WHERE type = 'table' AND name = 'storage_references'",
     |conn| {
         use diesel::connection::SimpleConnection;
         // busy_timeout first: switching to WAL itself may wait for another connection.
@@ -420,6 +508,9 @@ dialect!(
     "migrations/postgres",
     transaction,
     "\"",
+    "$1",
+    "SELECT COUNT(*) AS n FROM (SELECT to_regclass('storage_references') AS t) AS r \
+     WHERE r.t IS NOT NULL",
     |_| Ok(())
 );
 
@@ -430,5 +521,8 @@ dialect!(
     "migrations/mysql",
     transaction,
     "`",
+    "?",
+    "SELECT COUNT(*) AS n FROM information_schema.tables \
+     WHERE table_schema = DATABASE() AND table_name = 'storage_references'",
     |_| Ok(())
 );

@@ -392,15 +392,6 @@ impl<C: LegacyDialect> LegacyStorage<C> {
         self.inner.db.label()
     }
 
-    /// Every stored name a referencing `TABLE.COLUMN` holds; see
-    /// [`DieselStorage::referenced_names`](crate::DieselStorage::referenced_names).
-    pub async fn referenced_names(
-        &self,
-        references: &[String],
-    ) -> Result<std::collections::HashSet<String>> {
-        crate::storage::referenced_names_in(&self.inner.db, references).await
-    }
-
     async fn collect(&self, mut content: ByteStream) -> Result<Collected> {
         let limit = self.inner.max_file_size;
         let mut buffer = BytesMut::new();
@@ -843,3 +834,5 @@ mod tests {
         Ok(())
     }
 }
+
+crate::references::reference_source!(LegacyStorage, LegacyDialect);

@@ -36,21 +36,36 @@
 //! No database call runs on the async runtime's worker threads: each runs on tokio's blocking
 //! pool with a connection from an r2d2 pool. SQLite runs in WAL mode with a busy timeout.
 //!
+//! # Model fields
+//!
+//! [`FileField`] and [`ImageField`] are Django's model fields for diesel models: a [`FileRef`]
+//! text column in your structs, bound to a storage and an `upload_to` declared once, with
+//! `url`, `size`, `open`, `save` and `delete`; [`OrphanCleanup`] deletes files no declared
+//! column references. The [`fields`] module walks through Django's `Car.photo` example.
+//!
 //! # Features
 //!
 //! `sqlite` (default, libsqlite3 bundled), `postgres` (links libpq), `mysql` (links
 //! libmysqlclient; MariaDB's compatible library works).
 
 mod dialect;
+pub mod fields;
 mod legacy;
 mod legacy_sql;
 mod pool;
+mod references;
 mod schema;
 mod storage;
 mod url;
 mod url_storage;
 
+pub use crate::fields::{
+    FieldFile, FileChange, FileField, FileRef, ImageField, OldFile, SavedFile, SavedImage,
+};
 pub use crate::legacy::{DjangoContentHasher, LegacyLayout, LegacyStorage, TableLayout};
+pub use crate::references::{
+    CleanupReport, ColumnRef, FileReferences, OrphanCleanup, ReferenceSource,
+};
 pub use crate::storage::{DatabaseOptions, DieselStorage, SweepReport};
 pub use crate::url_storage::{connect_url, AnyStorage, DEFAULT_STORAGE_URL};
 

@@ -40,6 +40,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The columns that hold stored names (a model's file fields), so cleanup knows what is
+    /// referenced. Created on first declaration, by every layout.
+    storage_references (table_name, column_name) {
+        /// `table` or `schema.table`.
+        table_name -> Text,
+        /// The column.
+        column_name -> Text,
+    }
+}
+
 diesel::joinable!(storage_chunks -> storage_files (file_id));
 diesel::allow_tables_to_appear_in_same_query!(storage_files, storage_chunks);
 

@@ -284,16 +284,6 @@ where
         Ok(report)
     }
 
-    /// Every stored name that a referencing column (`TABLE.COLUMN` or `SCHEMA.TABLE.COLUMN`)
-    /// holds, as Django's `FileField` columns hold file names. Table and column names must be
-    /// plain identifiers; they are quoted, never taken as SQL.
-    pub async fn referenced_names(
-        &self,
-        references: &[String],
-    ) -> Result<std::collections::HashSet<String>> {
-        referenced_names_in(&self.inner.db, references).await
-    }
-
     /// The database this storage talks to, without credentials (`postgres database 'app' at
     /// db:5432`).
     pub fn database_label(&self) -> &str {
@@ -781,31 +771,4 @@ where
     Ok(listing)
 }
 
-/// The values of every referencing `TABLE.COLUMN`, read through `db`.
-pub(crate) async fn referenced_names_in<C: Dialect>(
-    db: &Arc<DbPool<C>>,
-    references: &[String],
-) -> Result<std::collections::HashSet<String>> {
-    let mut names = std::collections::HashSet::new();
-    for reference in references {
-        let (table, column) = reference
-            .rsplit_once('.')
-            .filter(|(table, column)| {
-                crate::dialect::is_identifier(table)
-                    && crate::dialect::is_identifier(column)
-                    && !column.contains('.')
-            })
-            .ok_or_else(|| Error::BadRequest {
-                reason: format!("'{reference}' is not TABLE.COLUMN with plain identifiers"),
-            })?;
-        let (table, column) = (table.to_owned(), column.to_owned());
-        let values = db
-            .run("references", move |conn| {
-                conn.column_values(&table, &column)
-                    .map_err(|e| db_error::<C>(e, "reading the references"))
-            })
-            .await?;
-        names.extend(values);
-    }
-    Ok(names)
-}
+crate::references::reference_source!(DieselStorage, Dialect);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use storage_core::{Error, FileSystemStorage, InMemoryStorage, Result, Storage};
 
 use crate::legacy::LegacyLayout;
+use crate::references::{FileReferences, ReferenceSource};
 use crate::storage::{DatabaseOptions, SweepReport};
 use crate::url::DatabaseUrl;
 
@@ -202,29 +203,25 @@ impl AnyStorage {
         }
     }
 
-    /// Every stored name the given `TABLE.COLUMN` references hold (see
-    /// [`DieselStorage::referenced_names`](crate::DieselStorage::referenced_names)); only
-    /// database storages have tables to look in.
-    pub async fn referenced_names(
-        &self,
-        references: &[String],
-    ) -> Result<std::collections::HashSet<String>> {
+    /// The database whose rows reference stored files: this storage's own database; a
+    /// filesystem or memory storage has none ([`Error::NotSupported`]).
+    pub fn reference_source(&self) -> Result<&dyn ReferenceSource> {
         match self {
             #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => s.referenced_names(references).await,
+            Self::Sqlite(s) => Ok(s),
             #[cfg(feature = "postgres")]
-            Self::Postgres(s) => s.referenced_names(references).await,
+            Self::Postgres(s) => Ok(s),
             #[cfg(feature = "mysql")]
-            Self::Mysql(s) => s.referenced_names(references).await,
+            Self::Mysql(s) => Ok(s),
             #[cfg(feature = "sqlite")]
-            Self::SqliteLegacy(s) => s.referenced_names(references).await,
+            Self::SqliteLegacy(s) => Ok(s),
             #[cfg(feature = "postgres")]
-            Self::PostgresLegacy(s) => s.referenced_names(references).await,
+            Self::PostgresLegacy(s) => Ok(s),
             #[cfg(feature = "mysql")]
-            Self::MysqlLegacy(s) => s.referenced_names(references).await,
+            Self::MysqlLegacy(s) => Ok(s),
             Self::FileSystem(_) | Self::Memory(_) => Err(Error::NotSupported {
                 backend: "storage",
-                operation: "references outside a database".to_owned(),
+                operation: "referencing rows outside a database".to_owned(),
             }),
         }
     }
@@ -255,6 +252,36 @@ impl AnyStorage {
             #[cfg(feature = "mysql")]
             Self::MysqlLegacy(_) => Ok(SweepReport::default()),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl ReferenceSource for AnyStorage {
+    async fn referenced_names(
+        &self,
+        references: &FileReferences,
+    ) -> Result<std::collections::HashSet<String>> {
+        self.reference_source()?.referenced_names(references).await
+    }
+
+    async fn is_referenced(&self, references: &FileReferences, name: &str) -> Result<bool> {
+        self.reference_source()?
+            .is_referenced(references, name)
+            .await
+    }
+
+    async fn declared_references(&self) -> Result<FileReferences> {
+        self.reference_source()?.declared_references().await
+    }
+
+    async fn declare_references(&self, references: &FileReferences) -> Result<()> {
+        self.reference_source()?
+            .declare_references(references)
+            .await
+    }
+
+    async fn forget_references(&self, references: &FileReferences) -> Result<usize> {
+        self.reference_source()?.forget_references(references).await
     }
 }
 
