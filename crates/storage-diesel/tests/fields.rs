@@ -195,6 +195,10 @@ macro_rules! model_suite {
                     assert_eq!(err.to_string(), "the 'manual' field has no file");
                 }
                 assert!(!empty.exists().await?);
+                // A value the row holds is still checked as a name before it reaches storage.
+                let hostile = FileRef::new("../outside/secret.txt");
+                let err = manual.file(&hostile).url().await.unwrap_err();
+                assert!(matches!(err, Error::SuspiciousPath { .. }), "{err}");
 
                 // A value written through AsChangeset comes back, nullable column included.
                 let saved = manual.save(&(), "owner's manual.pdf", &b"%PDF-1.4 manual"[..]).await?;
