@@ -5,7 +5,7 @@
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::stream::{ByteStream, Content};
 
 /// How many leading bytes an image may need before its size can be read (a JPEG with a large
@@ -28,6 +28,51 @@ pub struct ImageInfo {
     pub content_type: String,
     /// The size the header records.
     pub size: ImageSize,
+}
+
+/// Which images are accepted: the bytes must be a raster image whose size can be read, within
+/// the given bounds. Used by uploads (`storage-http`) and image model fields (`storage-diesel`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImagePolicy {
+    /// Widest image accepted.
+    pub max_width: Option<u32>,
+    /// Tallest image accepted.
+    pub max_height: Option<u32>,
+}
+
+impl ImagePolicy {
+    /// Any raster image.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// At most this many pixels across and down.
+    #[must_use]
+    pub fn max_size(mut self, width: u32, height: u32) -> Self {
+        self.max_width = Some(width);
+        self.max_height = Some(height);
+        self
+    }
+
+    /// Checks what [`probe_image`] found in the head of the file named `filename`: its size, or
+    /// [`Error::UnsupportedType`] when it is no image or a larger one than accepted.
+    pub fn check(&self, probe: Option<&ImageInfo>, filename: &str) -> Result<ImageSize> {
+        let Some(info) = probe else {
+            return Err(Error::UnsupportedType {
+                reason: format!("'{filename}' is not an image"),
+            });
+        };
+        let ImageSize { width, height } = info.size;
+        if self.max_width.is_some_and(|max| width > max)
+            || self.max_height.is_some_and(|max| height > max)
+        {
+            return Err(Error::UnsupportedType {
+                reason: format!("'{filename}' is {width}x{height}, larger than allowed"),
+            });
+        }
+        Ok(info.size)
+    }
 }
 
 /// The type and size of the raster image whose file starts with `head`; `None` when the bytes
@@ -113,6 +158,20 @@ mod tests {
         assert_eq!(probe_image(b"just some text, not an image"), None);
         // A PDF has a magic number but is no image.
         assert_eq!(probe_image(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"), None);
+
+        let policy = ImagePolicy::new().max_size(3, 3);
+        let png = probe_image(&png_head());
+        assert_eq!(
+            policy.check(png.as_ref(), "a.png").map(|s| s.height).ok(),
+            Some(2)
+        );
+        let small = ImagePolicy::new()
+            .max_size(2, 2)
+            .check(png.as_ref(), "a.png");
+        assert!(
+            matches!(small, Err(Error::UnsupportedType { ref reason }) if reason.contains("3x2"))
+        );
+        assert!(policy.check(None, "notes.txt").is_err());
     }
 
     #[tokio::test]

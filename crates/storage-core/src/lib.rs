@@ -55,7 +55,7 @@ mod url;
 pub use error::{BoxError, Error, Result};
 pub use files::{ContentFile, UploadedFile};
 pub use fs::{FileSystemStorage, STAGING_DIR};
-pub use image::{peek_image, probe_image, ImageInfo, ImageSize, IMAGE_SNIFF_BYTES};
+pub use image::{peek_image, probe_image, ImageInfo, ImagePolicy, ImageSize, IMAGE_SNIFF_BYTES};
 pub use memory::InMemoryStorage;
 pub use meta::{
     etag_from_sha256, ByteRange, Capabilities, ContentHasher, FileMeta, Listing, Visibility,

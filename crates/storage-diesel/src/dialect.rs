@@ -106,6 +106,8 @@ pub(crate) trait Dialect: R2D2Connection + Send + 'static {
     fn column_values(&mut self, table: &str, column: &str) -> QueryResult<Vec<String>>;
     /// Whether some row of `table.column` holds `value` (compared with the column's collation).
     fn holds_value(&mut self, table: &str, column: &str, value: &str) -> QueryResult<bool>;
+    /// Whether the declarations table (`storage_references`) exists.
+    fn references_exist(&mut self) -> QueryResult<bool>;
     /// The declared referencing columns, `(table, column)`; none while the table is missing.
     fn declared_references(&mut self) -> QueryResult<Vec<(String, String)>>;
     /// Records a referencing column, creating the declarations table if needed.
@@ -436,10 +438,15 @@ macro_rules! dialect {
                     .map(|c| c.n > 0)
             }
 
+            fn references_exist(&mut self) -> QueryResult<bool> {
+                diesel::sql_query($references_exist)
+                    .get_result::<Count>(self)
+                    .map(|c| c.n > 0)
+            }
+
             fn declared_references(&mut self) -> QueryResult<Vec<(String, String)>> {
                 use crate::schema::storage_references::dsl as r;
-                let exists = diesel::sql_query($references_exist).get_result::<Count>(self)?;
-                if exists.n == 0 {
+                if !self.references_exist()? {
                     return Ok(Vec::new());
                 }
                 r::storage_references
@@ -464,7 +471,7 @@ macro_rules! dialect {
 
             fn forget_reference(&mut self, table: &str, column: &str) -> QueryResult<usize> {
                 use crate::schema::storage_references::dsl as r;
-                if self.declared_references()?.is_empty() {
+                if !self.references_exist()? {
                     return Ok(0);
                 }
                 diesel::delete(

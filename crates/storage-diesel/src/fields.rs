@@ -11,8 +11,8 @@ use diesel::expression::AsExpression;
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::{Nullable, Text};
 use storage_core::{
-    peek_image, ByteRange, Error, FileMeta, ImageSize, IntoContent, Name, OpenedFile, Result,
-    SaveOptions, Storage, StorageExt, UploadTo, Visibility,
+    peek_image, ByteRange, Error, FileMeta, ImagePolicy, ImageSize, IntoContent, Name, OpenedFile,
+    Result, SaveOptions, Storage, StorageExt, UploadTo, Visibility,
 };
 
 use crate::references::{ColumnRef, ReferenceSource};
@@ -143,13 +143,6 @@ impl<M: ?Sized> Clone for Naming<M> {
     }
 }
 
-/// Limits an image field puts on the pictures it accepts.
-#[derive(Debug, Clone, Copy, Default)]
-struct ImageRules {
-    max_width: Option<u32>,
-    max_height: Option<u32>,
-}
-
 /// A file column of a model, declared once: which storage keeps its files, how new files are
 /// named (`upload_to`), their `max_length`, and what happens to a replaced file. Django's
 /// `FileField`. `M` is the model type an instance-aware `upload_to` reads (`()` when none does).
@@ -162,7 +155,7 @@ pub struct FileField<M: ?Sized = ()> {
     naming: Naming<M>,
     options: SaveOptions,
     delete_replaced: Option<Arc<dyn ReferenceSource>>,
-    image: Option<ImageRules>,
+    image: Option<ImagePolicy>,
 }
 
 impl<M: ?Sized> Clone for FileField<M> {
@@ -298,31 +291,20 @@ impl<M: ?Sized> FileField<M> {
         options.generate_name(filename)?;
         let mut content = content.into_content();
         let mut image = None;
-        if let Some(rules) = self.image {
+        if let Some(policy) = self.image {
             let (probe, peeked) = peek_image(content).await?;
             content = peeked;
-            let Some(info) = probe else {
-                return Err(Error::UnsupportedType {
-                    reason: format!(
-                        "'{filename}' for the '{}' field is not an image",
-                        self.name()
-                    ),
-                });
-            };
-            let ImageSize { width, height } = info.size;
-            if rules.max_width.is_some_and(|max| width > max)
-                || rules.max_height.is_some_and(|max| height > max)
-            {
-                return Err(Error::UnsupportedType {
-                    reason: format!(
-                        "'{filename}' is {width}x{height}, larger than the '{}' field accepts",
-                        self.name()
-                    ),
-                });
-            }
+            let size = policy
+                .check(probe.as_ref(), filename)
+                .map_err(|e| match e {
+                    Error::UnsupportedType { reason } => Error::UnsupportedType {
+                        reason: format!("the '{}' field: {reason}", self.name()),
+                    },
+                    other => other,
+                })?;
             // The bytes say what it is, whatever the name claims.
-            options.content_type = Some(info.content_type);
-            image = Some(info.size);
+            options.content_type = probe.map(|info| info.content_type);
+            image = Some(size);
         }
         let meta = self.storage.save_with(filename, content, &options).await?;
         Ok(SavedFile {
@@ -456,8 +438,9 @@ impl FieldFile<'_> {
 
     /// The whole file in memory (small files; stream large ones with [`open`](Self::open)).
     pub async fn read_to_bytes(&self) -> Result<bytes::Bytes> {
-        let opened = self.open().await?;
-        storage_core::collect_bytes(opened.stream).await
+        self.storage
+            .read_to_bytes(self.stored_name()?.as_str())
+            .await
     }
 
     /// Whether the named file is stored; `false` for an empty field.
@@ -610,7 +593,7 @@ impl<M: ?Sized> Deref for ImageField<M> {
 impl<M: ?Sized> From<FileField<M>> for ImageField<M> {
     /// Makes a file field an image field.
     fn from(mut field: FileField<M>) -> Self {
-        field.image.get_or_insert_with(ImageRules::default);
+        field.image.get_or_insert_with(ImagePolicy::default);
         Self { field }
     }
 }
@@ -623,10 +606,7 @@ macro_rules! image_field_settings {
                 $(#[$doc])*
                 #[must_use]
                 pub fn $method(self, $($arg: $ty),*) -> Self {
-                    let rules = self.field.image;
-                    let mut field = self.field.$method($($arg),*);
-                    field.image = rules;
-                    Self { field }
+                    Self { field: self.field.$method($($arg),*) }
                 }
             )*
         }
@@ -642,6 +622,8 @@ image_field_settings! {
     visibility(visibility: Visibility);
     /// See [`FileField::delete_replaced`].
     delete_replaced(rows: Arc<dyn ReferenceSource>);
+    /// See [`FileField::upload_to_with`].
+    upload_to_with(f: impl Fn(&M, &str) -> String + Send + Sync + 'static);
 }
 
 impl<M: ?Sized> ImageField<M> {
@@ -650,21 +632,10 @@ impl<M: ?Sized> ImageField<M> {
         FileField::new(table, column, storage).map(Self::from)
     }
 
-    /// See [`FileField::upload_to_with`].
-    #[must_use]
-    pub fn upload_to_with(self, f: impl Fn(&M, &str) -> String + Send + Sync + 'static) -> Self {
-        Self {
-            field: self.field.upload_to_with(f),
-        }
-    }
-
     /// Refuses images wider or taller than this.
     #[must_use]
     pub fn max_size(mut self, width: u32, height: u32) -> Self {
-        self.field.image = Some(ImageRules {
-            max_width: Some(width),
-            max_height: Some(height),
-        });
+        self.field.image = Some(ImagePolicy::new().max_size(width, height));
         self
     }
 

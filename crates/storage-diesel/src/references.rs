@@ -178,23 +178,24 @@ fn db_error<C: Dialect>(e: diesel::result::Error, what: &str) -> Error {
     Error::backend(C::BACKEND, what.to_owned(), e)
 }
 
-/// The [`ReferenceSource`] operations on a pool, shared by every database storage.
+/// The [`ReferenceSource`] operations on a pool, shared by every database storage. Each is one
+/// trip to the blocking pool with one connection, however many columns it reads.
 pub(crate) async fn referenced_names_in<C: Dialect>(
     db: &Arc<DbPool<C>>,
     references: &FileReferences,
 ) -> Result<HashSet<String>> {
-    let mut names = HashSet::new();
-    for reference in references.iter() {
-        let reference = reference.clone();
-        let values = db
-            .run("references", move |conn| {
-                conn.column_values(reference.table(), reference.column())
-                    .map_err(|e| db_error::<C>(e, &format!("reading {reference}")))
-            })
-            .await?;
-        names.extend(values);
-    }
-    Ok(names)
+    let references = references.clone();
+    db.run("references", move |conn| {
+        let mut names = HashSet::new();
+        for reference in references.iter() {
+            let values = conn
+                .column_values(reference.table(), reference.column())
+                .map_err(|e| db_error::<C>(e, &format!("reading {reference}")))?;
+            names.extend(values);
+        }
+        Ok(names)
+    })
+    .await
 }
 
 pub(crate) async fn is_referenced_in<C: Dialect>(
@@ -202,20 +203,19 @@ pub(crate) async fn is_referenced_in<C: Dialect>(
     references: &FileReferences,
     name: &str,
 ) -> Result<bool> {
-    for reference in references.iter() {
-        let reference = reference.clone();
-        let name = name.to_owned();
-        let held = db
-            .run("references", move |conn| {
-                conn.holds_value(reference.table(), reference.column(), &name)
-                    .map_err(|e| db_error::<C>(e, &format!("reading {reference}")))
-            })
-            .await?;
-        if held {
-            return Ok(true);
+    let (references, name) = (references.clone(), name.to_owned());
+    db.run("references", move |conn| {
+        for reference in references.iter() {
+            if conn
+                .holds_value(reference.table(), reference.column(), &name)
+                .map_err(|e| db_error::<C>(e, &format!("reading {reference}")))?
+            {
+                return Ok(true);
+            }
         }
-    }
-    Ok(false)
+        Ok(false)
+    })
+    .await
 }
 
 pub(crate) async fn declared_in<C: Dialect>(db: &Arc<DbPool<C>>) -> Result<FileReferences> {
@@ -234,32 +234,32 @@ pub(crate) async fn declare_in<C: Dialect>(
     db: &Arc<DbPool<C>>,
     references: &FileReferences,
 ) -> Result<()> {
-    for reference in references.iter() {
-        let reference = reference.clone();
-        db.run("references", move |conn| {
+    let references = references.clone();
+    db.run("references", move |conn| {
+        for reference in references.iter() {
             conn.declare_reference(reference.table(), reference.column())
-                .map_err(|e| db_error::<C>(e, "writing storage_references"))
-        })
-        .await?;
-    }
-    Ok(())
+                .map_err(|e| db_error::<C>(e, "writing storage_references"))?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 pub(crate) async fn forget_in<C: Dialect>(
     db: &Arc<DbPool<C>>,
     references: &FileReferences,
 ) -> Result<usize> {
-    let mut removed = 0;
-    for reference in references.iter() {
-        let reference = reference.clone();
-        removed += db
-            .run("references", move |conn| {
-                conn.forget_reference(reference.table(), reference.column())
-                    .map_err(|e| db_error::<C>(e, "writing storage_references"))
-            })
-            .await?;
-    }
-    Ok(removed)
+    let references = references.clone();
+    db.run("references", move |conn| {
+        let mut removed = 0;
+        for reference in references.iter() {
+            removed += conn
+                .forget_reference(reference.table(), reference.column())
+                .map_err(|e| db_error::<C>(e, "writing storage_references"))?;
+        }
+        Ok(removed)
+    })
+    .await
 }
 
 /// Implements [`ReferenceSource`] for a storage whose `inner.db` is its pool.

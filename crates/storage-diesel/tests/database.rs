@@ -360,19 +360,19 @@ async fn unreachable_databases_are_clear_errors() -> Result<()> {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_passes_the_conformance_suite() -> Result<()> {
-    let Some(admin) = common::server_url("DBFILES_TEST_POSTGRES_URL") else {
+    let Some(db) = common::pg_db()? else {
         return Ok(());
     };
-    conformance(&common::PgDb::new(&admin)?).await
+    conformance(&db).await
 }
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_database_behaviours() -> Result<()> {
-    let Some(admin) = common::server_url("DBFILES_TEST_POSTGRES_URL") else {
+    let Some(db) = common::pg_db()? else {
         return Ok(());
     };
-    behaviours(&common::PgDb::new(&admin)?).await
+    behaviours(&db).await
 }
 
 #[cfg(not(feature = "postgres"))]
@@ -390,19 +390,19 @@ fn postgres_suite_skipped() {
 #[cfg(feature = "mysql")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_passes_the_conformance_suite() -> Result<()> {
-    let Some(admin) = common::server_url("DBFILES_TEST_MYSQL_URL") else {
+    let Some(db) = common::mysql_db()? else {
         return Ok(());
     };
-    conformance(&common::MysqlDb::new(&admin)?).await
+    conformance(&db).await
 }
 
 #[cfg(feature = "mysql")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_database_behaviours() -> Result<()> {
-    let Some(admin) = common::server_url("DBFILES_TEST_MYSQL_URL") else {
+    let Some(db) = common::mysql_db()? else {
         return Ok(());
     };
-    behaviours(&common::MysqlDb::new(&admin)?).await
+    behaviours(&db).await
 }
 
 #[cfg(not(feature = "mysql"))]

@@ -475,32 +475,25 @@ model_suite!(sqlite, diesel::sqlite::SqliteConnection, {
     ))
 });
 
-/// A database of its own on the server `$var` names (storage and connection share its URL).
-macro_rules! server_db {
-    ($db:ty, $var:literal) => {
-        match common::server_url($var) {
-            Some(admin) => {
-                let db = <$db>::new(&admin)?;
-                let url = db.url.clone();
-                Some((Box::new(db) as Box<dyn common::RawDb>, url.clone(), url))
-            }
-            None => None,
-        }
-    };
+/// A server database for a suite: storage and connection share its URL.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn on_server(db: impl common::RawDb + 'static) -> (Box<dyn common::RawDb>, String, String) {
+    let url = db.url().to_owned();
+    (Box::new(db), url.clone(), url)
 }
 
 #[cfg(feature = "postgres")]
 model_suite!(
     postgres,
     diesel::pg::PgConnection,
-    server_db!(common::PgDb, "DBFILES_TEST_POSTGRES_URL")
+    common::pg_db()?.map(on_server)
 );
 
 #[cfg(feature = "mysql")]
 model_suite!(
     mysql,
     diesel::mysql::MysqlConnection,
-    server_db!(common::MysqlDb, "DBFILES_TEST_MYSQL_URL")
+    common::mysql_db()?.map(on_server)
 );
 
 #[test]

@@ -274,17 +274,11 @@ async fn table_layout(db: &dyn RawDb, blob_type: &str) -> Result<()> {
 // --- Django itself ----------------------------------------------------------------------------
 
 fn django_python() -> Option<String> {
-    match std::env::var("DBFILES_DJANGO_PYTHON") {
-        Ok(python) if !python.is_empty() => Some(python),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "DBFILES_DJANGO_PYTHON is not set under CI=true: the Django interoperability test must run in CI"
-            );
-            eprintln!("SKIPPED: DBFILES_DJANGO_PYTHON is not set; run scripts/django-venv and set it to the Python it prints (scripts/test does) to run Django against our tables");
-            None
-        }
-    }
+    common::required_env(
+        "DBFILES_DJANGO_PYTHON",
+        "run scripts/django-venv and set it to the Python it prints (scripts/test does) to run \
+         Django against our tables",
+    )
 }
 
 fn interop(
@@ -446,31 +440,31 @@ async fn sqlite_django_interoperability() -> Result<()> {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_django_layout() -> Result<()> {
-    let Some(admin) = common::server_url("DBFILES_TEST_POSTGRES_URL") else {
+    let Some(db) = common::pg_db()? else {
         return Ok(());
     };
-    django_layout(&common::PgDb::new(&admin)?).await
+    django_layout(&db).await
 }
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_table_layout() -> Result<()> {
-    let Some(admin) = common::server_url("DBFILES_TEST_POSTGRES_URL") else {
+    let Some(db) = common::pg_db()? else {
         return Ok(());
     };
-    table_layout(&common::PgDb::new(&admin)?, "BYTEA").await
+    table_layout(&db, "BYTEA").await
 }
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_django_interoperability() -> Result<()> {
-    let Some(admin) = common::server_url("DBFILES_TEST_POSTGRES_URL") else {
+    let Some(db) = common::pg_db()? else {
         return Ok(());
     };
     let Some(python) = django_python() else {
         return Ok(());
     };
-    django_reads_ours_and_we_read_djangos(&common::PgDb::new(&admin)?, &python).await
+    django_reads_ours_and_we_read_djangos(&db, &python).await
 }
 
 // --- MySQL / MariaDB --------------------------------------------------------------------------
@@ -478,10 +472,9 @@ async fn postgres_django_interoperability() -> Result<()> {
 #[cfg(feature = "mysql")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_django_layout() -> Result<()> {
-    let Some(admin) = common::server_url("DBFILES_TEST_MYSQL_URL") else {
+    let Some(db) = common::mysql_db()? else {
         return Ok(());
     };
-    let db = common::MysqlDb::new(&admin)?;
     django_layout(&db).await?;
     // MySQL's default collation is case-insensitive: Django's unique index treats `A.txt` and
     // `a.txt` as one name. Lookups still match exactly, and a clash gets an alternative name.
@@ -505,20 +498,20 @@ async fn mysql_django_layout() -> Result<()> {
 #[cfg(feature = "mysql")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_table_layout() -> Result<()> {
-    let Some(admin) = common::server_url("DBFILES_TEST_MYSQL_URL") else {
+    let Some(db) = common::mysql_db()? else {
         return Ok(());
     };
-    table_layout(&common::MysqlDb::new(&admin)?, "LONGBLOB").await
+    table_layout(&db, "LONGBLOB").await
 }
 
 #[cfg(feature = "mysql")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_django_interoperability() -> Result<()> {
-    let Some(admin) = common::server_url("DBFILES_TEST_MYSQL_URL") else {
+    let Some(db) = common::mysql_db()? else {
         return Ok(());
     };
     let Some(python) = django_python() else {
         return Ok(());
     };
-    django_reads_ours_and_we_read_djangos(&common::MysqlDb::new(&admin)?, &python).await
+    django_reads_ours_and_we_read_djangos(&db, &python).await
 }

@@ -51,7 +51,6 @@ pub use crate::serve::{
     AccessRequest, Authorize, BodyPlan, ServeConfig, ServeDecision,
 };
 pub use crate::upload::{
-    save_multipart, upload_name, ImagePolicy, SavedUpload, Upload, UploadPolicy, UploadTarget,
-    MAX_TEXT_FIELD,
+    save_multipart, upload_name, SavedUpload, Upload, UploadPolicy, UploadTarget, MAX_TEXT_FIELD,
 };
-pub use storage_core::ImageSize;
+pub use storage_core::{ImagePolicy, ImageSize};

@@ -7,8 +7,8 @@ use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt};
 use storage_core::naming::sanitize_upload_filename;
 use storage_core::{
-    guess_content_type, probe_image, ByteStream, Content, Error, FileMeta, ImageSize, Name,
-    SaveOptions, Storage, StorageExt, IMAGE_SNIFF_BYTES,
+    guess_content_type, probe_image, ByteStream, Content, Error, FileMeta, ImageInfo, ImagePolicy,
+    ImageSize, Name, SaveOptions, Storage, StorageExt, IMAGE_SNIFF_BYTES,
 };
 
 use crate::headers::{essence, type_matches};
@@ -18,31 +18,6 @@ pub const MAX_TEXT_FIELD: usize = 64 * 1024;
 
 /// How many leading bytes are read before a file is stored, to sniff its type.
 const SNIFF_BYTES: usize = 8 * 1024;
-
-/// Only images are accepted: the bytes must be a raster image whose size can be read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ImagePolicy {
-    /// Widest image accepted.
-    pub max_width: Option<u32>,
-    /// Tallest image accepted.
-    pub max_height: Option<u32>,
-}
-
-impl ImagePolicy {
-    /// Any raster image.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// At most this many pixels across and down.
-    #[must_use]
-    pub fn max_size(mut self, width: u32, height: u32) -> Self {
-        self.max_width = Some(width);
-        self.max_height = Some(height);
-        self
-    }
-}
 
 /// What an upload accepts.
 #[derive(Debug, Clone)]
@@ -338,6 +313,8 @@ async fn save_field(
     };
     let mut head = BytesMut::new();
     let mut finished = false;
+    // What the head shows of an image, kept for the check below (it is read only once).
+    let mut image_probe = None;
     while head.len() < want {
         match field
             .chunk()
@@ -346,8 +323,11 @@ async fn save_field(
         {
             Some(chunk) => {
                 head.extend_from_slice(&chunk);
-                if policy.image.is_some() && probe_image(&head).is_some() {
-                    break;
+                if policy.image.is_some() {
+                    image_probe = probe_image(&head);
+                    if image_probe.is_some() {
+                        break;
+                    }
                 }
             }
             None => {
@@ -362,8 +342,13 @@ async fn save_field(
         });
     }
     let head = head.freeze();
-    let (content_type, image) =
-        check_content(&head, declared.as_deref(), &client_filename, policy)?;
+    let (content_type, image) = check_content(
+        &head,
+        image_probe.as_ref(),
+        declared.as_deref(),
+        &client_filename,
+        policy,
+    )?;
 
     // The sniffed head, then the rest of the field through a small channel: backpressure keeps
     // memory flat, and a limit hit mid-field reaches the storage as an error, which stores nothing.
@@ -412,6 +397,7 @@ async fn save_field(
 /// Decides the stored type from the bytes, and refuses content the policy does not accept.
 fn check_content(
     head: &[u8],
+    image_probe: Option<&ImageInfo>,
     declared: Option<&str>,
     client_filename: &str,
     policy: &UploadPolicy,
@@ -421,23 +407,10 @@ fn check_content(
         .map(essence)
         .filter(|t| !t.is_empty() && t != "application/octet-stream")
         .or_else(|| guess_content_type(client_filename));
-    let mut image = None;
-    if let Some(rules) = &policy.image {
-        let Some(info) = probe_image(head) else {
-            return Err(Error::UnsupportedType {
-                reason: format!("'{client_filename}' is not an image"),
-            });
-        };
-        let ImageSize { width, height } = info.size;
-        if rules.max_width.is_some_and(|max| width > max)
-            || rules.max_height.is_some_and(|max| height > max)
-        {
-            return Err(Error::UnsupportedType {
-                reason: format!("'{client_filename}' is {width}x{height}, larger than allowed"),
-            });
-        }
-        image = Some(info.size);
-    }
+    let image = match &policy.image {
+        Some(rules) => Some(rules.check(image_probe, client_filename)?),
+        None => None,
+    };
     let stored = match (&sniffed, &claimed) {
         (Some(sniffed), _) => sniffed.clone(),
         (None, Some(claimed)) => claimed.clone(),

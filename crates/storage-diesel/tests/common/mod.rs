@@ -40,20 +40,44 @@ pub fn options() -> DatabaseOptions {
         .migrate_on_connect(true)
 }
 
-/// The URL of a real server from the environment. Without one the suite is skipped with a
-/// message, except under CI=true, where a missing server fails the run.
-pub fn server_url(var: &str) -> Option<String> {
+/// A variable a suite needs. Without it the suite is skipped with a message saying `how` to
+/// run it, except under CI=true, where a missing variable fails the run.
+pub fn required_env(var: &str, how: &str) -> Option<String> {
     match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
+        Ok(value) if !value.is_empty() => Some(value),
         _ => {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
-                "{var} is not set under CI=true: the database tests must run in CI"
+                "{var} is not set under CI=true: these tests must run in CI"
             );
-            eprintln!("SKIPPED: {var} is not set; set it (see scripts/test) to run these tests against a real server");
+            eprintln!("SKIPPED: {var} is not set; {how}");
             None
         }
     }
+}
+
+/// The URL of a real server from the environment (see [`required_env`]).
+pub fn server_url(var: &str) -> Option<String> {
+    required_env(
+        var,
+        "set it (see scripts/test) to run these tests against a real server",
+    )
+}
+
+/// A schema of its own on the PostgreSQL server of `DBFILES_TEST_POSTGRES_URL`; `None` to skip.
+#[cfg(feature = "postgres")]
+pub fn pg_db() -> Result<Option<PgDb>> {
+    server_url("DBFILES_TEST_POSTGRES_URL")
+        .map(|admin| PgDb::new(&admin))
+        .transpose()
+}
+
+/// A database of its own on the MySQL server of `DBFILES_TEST_MYSQL_URL`; `None` to skip.
+#[cfg(feature = "mysql")]
+pub fn mysql_db() -> Result<Option<MysqlDb>> {
+    server_url("DBFILES_TEST_MYSQL_URL")
+        .map(|admin| MysqlDb::new(&admin))
+        .transpose()
 }
 
 /// A SQLite file in a temporary directory.
