@@ -251,7 +251,7 @@ fn errors_are_one_clear_line() {
         .fails(&["--storage", "sqlite:///nonexistent-dir/m.db", "ls"])
         .contains("directory does not exist"));
     assert!(cli
-        .fails(&["--storage", "ftp://x/y", "ls"])
+        .fails(&["--storage", "gopher://x/y", "ls"])
         .contains("invalid database URL"));
     // An interrupted or failed get leaves no local file.
     let target = cli.dir.path().join("out.bin");
@@ -678,17 +678,7 @@ fn server_suites_skipped() {
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 fn server(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{var} is not set under CI=true"
-            );
-            eprintln!("SKIPPED: {var} is not set (scripts/test sets it)");
-            None
-        }
-    }
+    storage_conformance::required_env(var, "scripts/test sets it")
 }
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
@@ -781,4 +771,203 @@ fn mysql_round_trip() {
         );
     });
     mysql(&format!("DROP DATABASE {database}"));
+}
+
+/// Every command on a remote storage, as a user runs them with a storage URL: put (file and
+/// stdin), get, ls, stat, url, rm, load, dump, sweep, and cleanup with the rows in an app's
+/// SQLite database. `private_files`: the service keeps private files (object stores).
+#[cfg(feature = "remote")]
+fn remote_round_trip(storage: String, private_files: bool) {
+    let cli = Cli::with_storage(storage);
+    assert!(cli.ok(&["migrate"]).contains("up to date"));
+    let big = pattern(3 * 1024 * 1024 + 17);
+    let local = cli.write("video.bin", &big);
+    assert_eq!(
+        cli.ok(&["put", &local, "clips/video.bin"]).trim(),
+        "clips/video.bin"
+    );
+    assert_eq!(cli.run(&["get", "clips/video.bin"]).stdout, big);
+    let second = cli.ok(&["put", &local, "clips/video.bin"]);
+    assert!(second.trim().starts_with("clips/video_"), "{second}");
+    let newer = cli.write("newer.txt", b"second version");
+    cli.ok(&["put", &newer, "clips/video.bin", "--overwrite"]);
+    assert_eq!(
+        cli.run(&["get", "clips/video.bin", "-"]).stdout,
+        b"second version"
+    );
+    let piped = cli.run_with_stdin(
+        &["put", "-", "piped/data.json", "--public"],
+        Some(b"{\"from\": \"stdin\"}"),
+    );
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    let stat: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["stat", "piped/data.json", "--json"])).expect("json");
+    assert_eq!(stat["size"], 17);
+    assert_eq!(stat["public"], true);
+    assert_eq!(stat["content_type"], "application/json");
+    assert_eq!(cli.ok(&["ls"]), "clips/\npiped/\n");
+    assert_eq!(cli.ok(&["ls", "clips"]).lines().count(), 2);
+    let private = cli.run_with_stdin(&["put", "-", "secret.txt", "--private"], Some(b"s"));
+    if private_files {
+        assert!(private.status.success());
+        let url = cli.ok(&["url", "secret.txt", "--expires", "60"]);
+        assert!(url.contains('?') && url.contains("secret.txt"), "{url}");
+        cli.ok(&["rm", "secret.txt"]);
+    } else {
+        assert!(!private.status.success());
+        assert!(String::from_utf8_lossy(&private.stderr).contains("private files"));
+        assert!(cli.fails(&["get", "secret.txt"]).contains("not found"));
+    }
+    // load and dump: a media directory in, and back out.
+    let media = cli.dir.path().join("media");
+    std::fs::create_dir_all(media.join("docs")).expect("mkdir");
+    std::fs::write(media.join("docs/a.txt"), b"alpha").expect("write");
+    std::fs::write(media.join("b.txt"), b"beta").expect("write");
+    let media_arg = media.display().to_string();
+    assert_eq!(
+        cli.ok(&["load", &media_arg]).trim(),
+        "load: 2 copied (9 bytes), 0 unchanged, 0 failed"
+    );
+    let out = cli.dir.path().join("out");
+    let out_arg = out.display().to_string();
+    assert!(cli.ok(&["dump", &out_arg]).starts_with("dump: 5 copied"));
+    assert_eq!(
+        std::fs::read(out.join("docs/a.txt")).expect("dumped"),
+        b"alpha"
+    );
+    // cleanup: the rows live in the app's database, named with --database.
+    let app_db = cli.dir.path().join("app.db");
+    let app_url = format!("sqlite://{}", app_db.display());
+    {
+        use diesel::{Connection, RunQueryDsl};
+        let mut conn =
+            diesel::SqliteConnection::establish(&app_db.display().to_string()).expect("app db");
+        diesel::sql_query("CREATE TABLE app_doc (id INTEGER PRIMARY KEY, file VARCHAR(100))")
+            .execute(&mut conn)
+            .expect("create");
+        diesel::sql_query("INSERT INTO app_doc (id, file) VALUES (1, 'docs/a.txt')")
+            .execute(&mut conn)
+            .expect("insert");
+    }
+    let dry = cli.ok(&[
+        "cleanup",
+        "--database",
+        &app_url,
+        "--reference",
+        "app_doc.file",
+        "--older-than",
+        "0",
+        "--dry-run",
+    ]);
+    assert!(
+        dry.contains("would delete: b.txt") && !dry.contains("docs/a.txt"),
+        "{dry}"
+    );
+    assert!(cli
+        .fails(&["cleanup", "--reference", "app_doc.file"])
+        .contains("referencing rows outside a database"));
+    assert!(cli.ok(&["sweep"]).starts_with("swept "));
+    for name in ["clips/video.bin", "piped/data.json", "docs/a.txt", "b.txt"] {
+        cli.ok(&["rm", name]);
+    }
+    cli.ok(&["rm", second.trim()]);
+    assert!(cli.fails(&["rm", "b.txt"]).contains("not found"));
+    assert_eq!(cli.ok(&["ls"]), "");
+}
+
+/// The value of a remote test variable (see `scripts/remote-servers`).
+#[cfg(feature = "remote")]
+fn remote_env(var: &str) -> Option<String> {
+    storage_conformance::required_env(var, "scripts/test starts scripts/remote-servers")
+}
+
+#[cfg(feature = "remote")]
+fn run_id() -> String {
+    format!("cli-{}", rand::random::<u64>())
+}
+
+#[cfg(feature = "remote")]
+#[test]
+fn remote_s3_takes_every_command() {
+    let (Some(endpoint), Some(bucket)) = (
+        remote_env("DBFILES_TEST_S3_ENDPOINT"),
+        remote_env("DBFILES_TEST_S3_BUCKET"),
+    ) else {
+        return;
+    };
+    remote_round_trip(
+        format!(
+            "s3://{bucket}/{}?endpoint={endpoint}&region=us-east-1",
+            run_id()
+        ),
+        true,
+    );
+}
+
+#[cfg(feature = "remote")]
+#[test]
+fn remote_sftp_takes_every_command() {
+    let (Some(endpoint), Some(key), Some(root)) = (
+        remote_env("DBFILES_TEST_SFTP_ENDPOINT"),
+        remote_env("DBFILES_TEST_SFTP_KEY"),
+        remote_env("DBFILES_TEST_SFTP_ROOT"),
+    ) else {
+        return;
+    };
+    let authority = endpoint.trim_start_matches("ssh://");
+    remote_round_trip(
+        format!("sftp://{authority}{root}/{}?key={key}", run_id()),
+        false,
+    );
+}
+
+#[cfg(feature = "remote")]
+#[test]
+fn remote_ftp_webdav_and_azblob_take_every_command() {
+    if let (Some(endpoint), Some(user), Some(password)) = (
+        remote_env("DBFILES_TEST_FTP_ENDPOINT"),
+        remote_env("DBFILES_TEST_FTP_USER"),
+        remote_env("DBFILES_TEST_FTP_PASSWORD"),
+    ) {
+        let host = endpoint.trim_start_matches("ftp://");
+        remote_round_trip(
+            format!("ftp://{user}:{password}@{host}/{}", run_id()),
+            false,
+        );
+    }
+    if let Some(endpoint) = remote_env("DBFILES_TEST_WEBDAV_ENDPOINT") {
+        let host = endpoint.trim_start_matches("http://");
+        remote_round_trip(format!("webdav://{host}/{}", run_id()), false);
+    }
+    if let (Some(endpoint), Some(container), Some(account)) = (
+        remote_env("DBFILES_TEST_AZBLOB_ENDPOINT"),
+        remote_env("DBFILES_TEST_AZBLOB_CONTAINER"),
+        remote_env("DBFILES_TEST_AZBLOB_ACCOUNT_NAME"),
+    ) {
+        // Private files are kept, but without a SAS token Azure URLs cannot be presigned.
+        let cli = Cli::with_storage(format!(
+            "azblob://{container}/{}?endpoint={endpoint}&account_name={account}",
+            run_id()
+        ));
+        let local = cli.write("a.txt", b"azure");
+        assert_eq!(
+            cli.ok(&["put", &local, "a.txt", "--private"]).trim(),
+            "a.txt"
+        );
+        assert_eq!(cli.run(&["get", "a.txt"]).stdout, b"azure");
+        assert!(cli.fails(&["url", "a.txt"]).contains("presigned"));
+        cli.ok(&["rm", "a.txt"]);
+    }
+}
+
+/// A storage URL whose service was not built in says which feature it needs.
+#[cfg(not(feature = "remote"))]
+#[test]
+fn remote_urls_name_their_feature() {
+    let cli = Cli::with_storage("s3://bucket/prefix".to_owned());
+    assert!(cli.fails(&["ls"]).contains("'s3' cargo feature"));
 }

@@ -39,7 +39,14 @@ pub enum AnyStorage {
     FileSystem(FileSystemStorage),
     /// `memory:`
     Memory(Arc<InMemoryStorage>),
+    /// `s3://...`, `sftp://...`, `ftp://...`, `webdav://...`, `azblob://...`, `gcs://...`
+    /// (feature `opendal`, through the service features `s3`, `sftp`, ...)
+    #[cfg(feature = "opendal")]
+    Remote(Box<storage_opendal::OpendalStorage>),
 }
+
+/// Schemes of the remote storages of `storage-opendal`.
+const REMOTE_SCHEMES: &[&str] = &["s3", "sftp", "ftp", "webdav", "webdavs", "azblob", "gcs"];
 
 /// Splits the layout parameters off a database URL: the URL the driver gets and the layout.
 fn split_layout(url: &str) -> Result<(String, Option<LegacyLayout>)> {
@@ -89,7 +96,18 @@ fn split_layout(url: &str) -> Result<(String, Option<LegacyLayout>)> {
 /// `?layout=binary-database-files` or
 /// `?layout=table&table=T&name_column=N&blob_column=B[&size_column=S]` (see
 /// [`LegacyLayout`]). Other query parameters go to the driver (`sslmode`, ...).
+///
+/// Remote storages (`s3://BUCKET/PREFIX?endpoint=...&region=...`, `sftp://user@host:port/dir`,
+/// `ftp://`, `webdav://`, `azblob://`, `gcs://`) open through `storage-opendal` with the
+/// features of the same names; their options come from the URL (see
+/// `storage_opendal::connect_url`), not from `options`.
 pub async fn connect_url(url: &str, options: DatabaseOptions) -> Result<AnyStorage> {
+    if let Some((scheme, _)) = url
+        .split_once("://")
+        .filter(|(scheme, _)| REMOTE_SCHEMES.contains(scheme))
+    {
+        return connect_remote(url, scheme).await;
+    }
     if url == "memory:" || url == "memory://" {
         return Ok(AnyStorage::Memory(Arc::new(
             InMemoryStorage::new().with_base_url(options.base_url.as_deref()),
@@ -131,6 +149,26 @@ pub async fn connect_url(url: &str, options: DatabaseOptions) -> Result<AnyStora
             "its cargo feature",
         )),
     }
+}
+
+#[cfg(feature = "opendal")]
+async fn connect_remote(url: &str, _scheme: &str) -> Result<AnyStorage> {
+    Ok(AnyStorage::Remote(Box::new(
+        storage_opendal::connect_url(url).await?,
+    )))
+}
+
+#[cfg(not(feature = "opendal"))]
+async fn connect_remote(_url: &str, scheme: &str) -> Result<AnyStorage> {
+    let feature = if scheme == "webdavs" {
+        "webdav"
+    } else {
+        scheme
+    };
+    Err(not_built(
+        "remote",
+        &format!("the '{feature}' cargo feature"),
+    ))
 }
 
 async fn connect_legacy(
@@ -181,6 +219,8 @@ impl AnyStorage {
             Self::MysqlLegacy(s) => Arc::new(s.clone()),
             Self::FileSystem(s) => Arc::new(s.clone()),
             Self::Memory(s) => Arc::clone(s) as Arc<dyn Storage>,
+            #[cfg(feature = "opendal")]
+            Self::Remote(s) => Arc::new(s.as_ref().clone()),
         }
     }
 
@@ -200,6 +240,8 @@ impl AnyStorage {
             #[cfg(feature = "mysql")]
             Self::MysqlLegacy(s) => s.migrate().await,
             Self::FileSystem(_) | Self::Memory(_) => Ok(Vec::new()),
+            #[cfg(feature = "opendal")]
+            Self::Remote(_) => Ok(Vec::new()),
         }
     }
 
@@ -223,11 +265,17 @@ impl AnyStorage {
                 backend: "storage",
                 operation: "referencing rows outside a database".to_owned(),
             }),
+            #[cfg(feature = "opendal")]
+            Self::Remote(_) => Err(Error::NotSupported {
+                backend: "storage",
+                operation: "referencing rows outside a database (give the app's database)"
+                    .to_owned(),
+            }),
         }
     }
 
     /// Sweeps abandoned uploads and retired versions on a database, stale staging files on the
-    /// filesystem.
+    /// filesystem and on remote file servers.
     pub async fn sweep(
         &self,
         pending_older_than: Duration,
@@ -241,6 +289,10 @@ impl AnyStorage {
             #[cfg(feature = "mysql")]
             Self::Mysql(s) => s.sweep(pending_older_than, retired_older_than).await,
             Self::FileSystem(s) => Ok(SweepReport {
+                files: s.remove_stale_uploads(pending_older_than).await? as u64,
+            }),
+            #[cfg(feature = "opendal")]
+            Self::Remote(s) => Ok(SweepReport {
                 files: s.remove_stale_uploads(pending_older_than).await? as u64,
             }),
             // Single-row layouts write in one statement: nothing is ever left half-written.

@@ -40,21 +40,7 @@ pub fn options() -> DatabaseOptions {
         .migrate_on_connect(true)
 }
 
-/// A variable a suite needs. Without it the suite is skipped with a message saying `how` to
-/// run it, except under CI=true, where a missing variable fails the run.
-pub fn required_env(var: &str, how: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{var} is not set under CI=true: these tests must run in CI"
-            );
-            eprintln!("SKIPPED: {var} is not set; {how}");
-            None
-        }
-    }
-}
+pub use storage_conformance::required_env;
 
 /// The URL of a real server from the environment (see [`required_env`]).
 pub fn server_url(var: &str) -> Option<String> {
