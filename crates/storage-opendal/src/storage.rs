@@ -34,6 +34,14 @@ pub const DEFAULT_WRITE_CONCURRENCY: usize = 2;
 /// given by default: the whole file is held in memory while it is sent.
 pub const DEFAULT_ONE_SHOT_LIMIT: u64 = 64 * 1024 * 1024;
 
+/// The user-metadata key of the upload a file came from: a create-only write whose answer was
+/// lost and whose retry found the name taken recognises its own file by it.
+pub(crate) const UPLOAD_KEY: &str = "dbfilesupload";
+
+/// How long (in 10 ms rounds) an overwrite on a file server waits for a create-only write of
+/// this process on the same name to finish publishing.
+const CLAIM_WAIT_ROUNDS: u32 = 3000;
+
 /// How many times a read is restarted when the file changed between its metadata and its bytes.
 const MAX_OPEN_ATTEMPTS: u32 = 3;
 
@@ -303,7 +311,7 @@ impl OpendalStorage {
         let mut lister = match self.op.lister(&staging).await {
             Ok(lister) => lister,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(self.error(e, STAGING_DIR, "cannot list staged uploads")),
+            Err(e) => return Err(self.error(&e, STAGING_DIR, "cannot list staged uploads")),
         };
         let cutoff = SystemTime::now()
             .checked_sub(older_than)
@@ -312,26 +320,31 @@ impl OpendalStorage {
         while let Some(entry) = lister
             .try_next()
             .await
-            .map_err(|e| self.error(e, STAGING_DIR, "cannot list staged uploads"))?
+            .map_err(|e| self.error(&e, STAGING_DIR, "cannot list staged uploads"))?
         {
             if !entry.metadata().is_file() {
                 continue;
             }
             let path = entry.path().to_owned();
-            // Listings may omit times; ask for the file's own.
-            let modified = match entry.metadata().last_modified() {
-                Some(t) => Some(SystemTime::from(t)),
-                None => match self.op.stat(&path).await {
-                    Ok(md) => md.last_modified().map(SystemTime::from),
-                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                    Err(e) => return Err(self.error(e, &path, "cannot stat a staged upload")),
+            let modified = match &self.publish {
+                // FTP listings give minutes in the server's local time; MDTM gives UTC seconds.
+                #[cfg(feature = "ftp")]
+                Publish::Ftp(login) => login.stat(&path).await?.map(|(_, modified)| modified),
+                // Listings may omit times; ask for the file's own.
+                _ => match entry.metadata().last_modified() {
+                    Some(t) => Some(SystemTime::from(t)),
+                    None => match self.op.stat(&path).await {
+                        Ok(md) => md.last_modified().map(SystemTime::from),
+                        Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                        Err(e) => return Err(self.error(&e, &path, "cannot stat a staged upload")),
+                    },
                 },
             };
             if modified.is_some_and(|m| m < cutoff) {
                 self.op
                     .delete(&path)
                     .await
-                    .map_err(|e| self.error(e, &path, "cannot remove a staged upload"))?;
+                    .map_err(|e| self.error(&e, &path, "cannot remove a staged upload"))?;
                 removed += 1;
             }
         }
@@ -339,8 +352,9 @@ impl OpendalStorage {
     }
 
     /// Our error for an OpenDAL error about `name`. Messages name the storage name, never an
-    /// endpoint or a credential; the OpenDAL error is kept as the source.
-    fn error(&self, e: opendal::Error, name: &str, doing: &str) -> Error {
+    /// endpoint or a credential: the source keeps the OpenDAL error's kind and message but not
+    /// its context, whose signed request URIs can carry credentials (an Azure SAS token).
+    fn error(&self, e: &opendal::Error, name: &str, doing: &str) -> Error {
         match e.kind() {
             ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::IsADirectory => {
                 not_found(name)
@@ -355,13 +369,17 @@ impl OpendalStorage {
                 backend: self.backend,
                 operation: format!("{doing} ({})", e.message()),
             },
-            _ => Error::backend(self.backend, format!("{doing} '{name}'"), e),
+            _ => Error::backend(self.backend, format!("{doing} '{name}'"), sanitized(e)),
         }
     }
 
-    fn write_error(&self, e: opendal::Error, name: &str) -> WriteError {
+    fn write_error(&self, e: &opendal::Error, name: &str) -> WriteError {
         match e.kind() {
-            ErrorKind::ConditionNotMatch | ErrorKind::AlreadyExists => WriteError::Taken,
+            // S3 answers a conditional write racing another on the same key with 409
+            // ConditionalRequestConflict: the other may win, so this one moves on.
+            ErrorKind::ConditionNotMatch | ErrorKind::AlreadyExists | ErrorKind::Conflict => {
+                WriteError::Taken
+            }
             _ => WriteError::Failed(self.error(e, name, "cannot write")),
         }
     }
@@ -391,7 +409,7 @@ impl OpendalStorage {
             .op
             .stat(name.as_str())
             .await
-            .map_err(|e| self.error(e, name.as_str(), "cannot read the metadata of"))?;
+            .map_err(|e| self.error(&e, name.as_str(), "cannot read the metadata of"))?;
         if md.is_dir() {
             return Err(not_found(name.as_str()));
         }
@@ -461,15 +479,16 @@ impl OpendalStorage {
         Ok(meta)
     }
 
-    /// Streams `content` to `path`. A failing content stream aborts the write and is returned
-    /// as it is; nothing becomes visible under `path` (object stores) or the staged file is
-    /// left for the caller to remove.
+    /// Streams `content` to `path`; with an `upload_id`, create-only. A failing content stream
+    /// aborts the write and is returned as it is; nothing becomes visible under `path` (object
+    /// stores) or the staged file is left for the caller to remove. When the write stops early
+    /// (the name was taken), the rest of `content` is left unread for the caller.
     async fn write(
         &self,
         path: &str,
-        content: ByteStream,
+        content: &mut ByteStream,
         options: &PutOptions,
-        create_only: bool,
+        upload_id: Option<&str>,
         mut recording: Option<&mut Recording>,
     ) -> Result<Written, WriteError> {
         let caps = self.op.info().capability();
@@ -478,7 +497,7 @@ impl OpendalStorage {
             .writer_with(path)
             .chunk(self.write_chunk)
             .concurrent(self.write_concurrency);
-        if create_only {
+        if upload_id.is_some() {
             builder = builder.if_not_exists(true);
         }
         if self.stored_content_type {
@@ -487,18 +506,21 @@ impl OpendalStorage {
             }
         }
         if self.user_metadata {
-            builder = builder.user_metadata([(
+            let mut metadata = vec![(
                 VISIBILITY_KEY.to_owned(),
                 options.visibility.as_str().to_owned(),
-            )]);
+            )];
+            if let Some(id) = upload_id {
+                metadata.push((UPLOAD_KEY.to_owned(), id.to_owned()));
+            }
+            builder = builder.user_metadata(metadata);
         }
         if !caps.write_can_multi {
             // One request carries the whole file (WebDAV): it is held until complete, up to
             // `max_file_size`.
             builder = builder.chunk(self.one_shot_limit());
         }
-        let mut content = self.limited(content);
-        let mut writer = builder.await.map_err(|e| self.write_error(e, path))?;
+        let mut writer = builder.await.map_err(|e| self.write_error(&e, path))?;
         let mut hasher = ContentHasher::new();
         while let Some(chunk) = content.next().await {
             let chunk = match chunk {
@@ -520,13 +542,17 @@ impl OpendalStorage {
             }
             if let Err(e) = writer.write(chunk).await {
                 let _ = writer.abort().await;
-                return Err(self.write_error(e, path));
+                return Err(self.write_error(&e, path));
             }
         }
-        let md = writer
-            .close()
-            .await
-            .map_err(|e| self.write_error(e, path))?;
+        let md = match writer.close().await {
+            Ok(md) => md,
+            Err(e) => {
+                // An S3 multipart upload refused at completion keeps its parts until aborted.
+                let _ = writer.abort().await;
+                return Err(self.write_error(&e, path));
+            }
+        };
         let (sha256, size) = hasher.finish();
         Ok(Written {
             sha256,
@@ -584,23 +610,58 @@ impl OpendalStorage {
         options: &PutOptions,
     ) -> Result<FileMeta> {
         let mut recording = Recording::default();
-        let mut source = Some(content);
+        let mut source = Some(self.limited(content));
         loop {
             let (name, _claim) = self.claim_free_name(names).await?;
-            let (stream, record) = match source.take() {
-                Some(stream) => (stream, Some(&mut recording)),
-                None => (recording.replay().await?, None),
+            let upload_id = uuid::Uuid::new_v4().simple().to_string();
+            let first = source.is_some();
+            let mut stream = match source.take() {
+                Some(stream) => stream,
+                None => recording.replay().await?,
             };
+            let record = if first { Some(&mut recording) } else { None };
             match self
-                .write(name.as_str(), stream, options, true, record)
+                .write(
+                    name.as_str(),
+                    &mut stream,
+                    options,
+                    Some(&upload_id),
+                    record,
+                )
                 .await
             {
                 Ok(written) => return self.written_meta(name, written, options).await,
                 Err(WriteError::Taken) => {
+                    if first {
+                        // Taken before the whole content was sent: the resend needs all of it.
+                        drain_into(&mut stream, &mut recording).await?;
+                    }
+                    if self.is_our_upload(&name, &upload_id).await? {
+                        // The write went through and only its answer was lost (a retried
+                        // request found the file): it is ours.
+                        let (mut meta, _) = self.stat(&name).await?;
+                        meta.content_type = options.content_type.clone().or(meta.content_type);
+                        return Ok(meta);
+                    }
                     names.next_after_collision()?;
                 }
                 Err(WriteError::Failed(e)) => return Err(e),
             }
+        }
+    }
+
+    /// True when the file under `name` was written by the upload `upload_id`.
+    async fn is_our_upload(&self, name: &Name, upload_id: &str) -> Result<bool> {
+        if !self.user_metadata {
+            return Ok(false);
+        }
+        match self.op.stat(name.as_str()).await {
+            Ok(md) => Ok(md
+                .user_metadata()
+                .and_then(|m| m.get(UPLOAD_KEY).map(|id| id == upload_id))
+                .unwrap_or(false)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.error(&e, name.as_str(), "cannot read the metadata of")),
         }
     }
 
@@ -626,7 +687,8 @@ impl OpendalStorage {
                 }
             };
         }
-        match self.write(&path, content, options, false, None).await {
+        let mut content = self.limited(content);
+        match self.write(&path, &mut content, options, None, None).await {
             Ok(mut written) => {
                 // The rename may change what the service reports (WebDAV ETags name the
                 // path): the published file's metadata is read after the rename.
@@ -653,11 +715,27 @@ impl OpendalStorage {
         match &self.publish {
             #[cfg(feature = "ftp")]
             Publish::Ftp(login) => login.rename(staged, name.as_str()).await,
-            _ => self
-                .op
-                .rename(staged, name.as_str())
-                .await
-                .map_err(|e| self.error(e, name.as_str(), "cannot publish")),
+            _ => match self.op.rename(staged, name.as_str()).await {
+                Ok(()) => Ok(()),
+                // A retried rename whose first try went through finds its source gone.
+                Err(e)
+                    if e.kind() == ErrorKind::NotFound
+                        && !self.raw_exists(staged).await?
+                        && self.exists_raw(name).await? =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(self.error(&e, name.as_str(), "cannot publish")),
+            },
+        }
+    }
+
+    /// True when something is stored at `path` (no name rules: staged files too).
+    async fn raw_exists(&self, path: &str) -> Result<bool> {
+        match self.op.stat(path).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.error(&e, path, "cannot read the metadata of")),
         }
     }
 
@@ -668,6 +746,22 @@ impl OpendalStorage {
         let (name, _claim) = self.claim_free_name(names).await?;
         self.rename(staged, &name).await?;
         Ok(name)
+    }
+
+    /// The claim on `name`, waiting (a bounded time) for a writer of this process that holds
+    /// it: file-server claims last a check and a rename.
+    async fn claim_waiting(&self, name: &Name) -> Result<Claim<'_>> {
+        for _ in 0..CLAIM_WAIT_ROUNDS {
+            if let Some(claim) = self.claims.try_claim(name.as_str()) {
+                return Ok(claim);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(Error::backend(
+            self.backend,
+            format!("'{name}' stayed busy with another write of this process"),
+            std::io::Error::from(std::io::ErrorKind::TimedOut),
+        ))
     }
 
     /// The first of `names` that no writer of this process is writing and the service does
@@ -699,7 +793,7 @@ impl OpendalStorage {
             {
                 Ok(false)
             }
-            Err(e) => Err(self.error(e, name.as_str(), "cannot read the metadata of")),
+            Err(e) => Err(self.error(&e, name.as_str(), "cannot read the metadata of")),
         }
     }
 
@@ -708,12 +802,12 @@ impl OpendalStorage {
         let mut lister = match self.op.lister_with(dir).recursive(true).await {
             Ok(lister) => lister,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(self.error(e, dir, "cannot list")),
+            Err(e) => return Err(self.error(&e, dir, "cannot list")),
         };
         while let Some(entry) = lister
             .try_next()
             .await
-            .map_err(|e| self.error(e, dir, "cannot list"))?
+            .map_err(|e| self.error(&e, dir, "cannot list"))?
         {
             if entry.metadata().is_file() {
                 return Ok(true);
@@ -760,20 +854,64 @@ impl OpendalStorage {
         }
         let reader = reader
             .await
-            .map_err(|e| self.error(e, name.as_str(), "cannot open"))?;
-        let stream = match reader.into_bytes_stream(range.clone()).await {
+            .map_err(|e| self.error(&e, name.as_str(), "cannot open"))?;
+        let mut stream = match reader.into_bytes_stream(range.clone()).await {
             Ok(stream) => stream,
             Err(e) if e.kind() == ErrorKind::ConditionNotMatch => return Ok(Err(meta)),
-            Err(e) => return Err(self.error(e, name.as_str(), "cannot open")),
+            Err(e) => return Err(self.error(&e, name.as_str(), "cannot open")),
+        };
+        // The request goes out on the first poll: take the first chunk here, so a file replaced
+        // or deleted since its metadata was read is seen now, not as a broken stream later.
+        let first = match stream.next().await {
+            None => None,
+            Some(Ok(chunk)) => Some(chunk),
+            Some(Err(e)) => {
+                return match opendal_error(&e).map(opendal::Error::kind) {
+                    Some(ErrorKind::ConditionNotMatch) => Ok(Err(meta)),
+                    Some(ErrorKind::NotFound) => Err(not_found(name.as_str())),
+                    _ => Err(stream_error(self.backend, &e, name.as_str())),
+                }
+            }
         };
         let backend = self.backend;
-        let stream = stream.map_err(move |e| Error::backend(backend, "read failed", e));
+        let shown = name.to_string();
+        let rest = stream.map_err(move |e| stream_error(backend, &e, &shown));
+        let stream = futures::stream::iter(first.map(Ok)).chain(rest);
         Ok(Ok(OpenedFile {
             meta,
             range,
             stream: Box::pin(stream),
         }))
     }
+}
+
+/// An OpenDAL error without its context (request URIs, which may be signed).
+fn sanitized(e: &opendal::Error) -> std::io::Error {
+    std::io::Error::other(format!("{}: {}", e.kind(), e.message()))
+}
+
+/// The OpenDAL error inside an I/O error from one of its streams.
+fn opendal_error(e: &std::io::Error) -> Option<&opendal::Error> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<opendal::Error>())
+}
+
+/// An I/O error from an OpenDAL stream as a backend error, without the OpenDAL context.
+fn stream_error(backend: &'static str, e: &std::io::Error, name: &str) -> Error {
+    let source = match opendal_error(e) {
+        Some(inner) => sanitized(inner),
+        None => std::io::Error::new(e.kind(), e.to_string()),
+    };
+    Error::backend(backend, format!("cannot read '{name}'"), source)
+}
+
+/// Reads the rest of `stream` into `recording` (a create-only write stopped early: the resend
+/// needs all of the content).
+async fn drain_into(stream: &mut ByteStream, recording: &mut Recording) -> Result<()> {
+    while let Some(chunk) = stream.next().await {
+        recording.record(&chunk?).await?;
+    }
+    Ok(())
 }
 
 /// An ETag from size and modification time, for services that give none (as nginx's).
@@ -832,8 +970,9 @@ impl Storage for OpendalStorage {
         self.check_visibility(options)?;
         check_reserved(name)?;
         if matches!(self.publish, Publish::Conditional) {
+            let mut content = self.limited(content);
             let written = match self
-                .write(name.as_str(), content, options, false, None)
+                .write(name.as_str(), &mut content, options, None, None)
                 .await
             {
                 Ok(written) => written,
@@ -847,7 +986,21 @@ impl Storage for OpendalStorage {
             return self.written_meta(name.clone(), written, options).await;
         }
         let (staged, written) = self.stage(content, options).await?;
-        if let Err(e) = self.rename(&staged, name).await {
+        let published = async {
+            // A create-only write of this process between its check and its rename would
+            // otherwise be replaced: wait for it.
+            let _claim = self.claim_waiting(name).await?;
+            if self.is_dir(name).await? {
+                // A rename over a directory would take the directory's files with it (WebDAV's
+                // MOVE with Overwrite: T deletes the target first).
+                return Err(Error::InvalidName {
+                    name: name.to_string(),
+                    reason: "a directory has this name".to_owned(),
+                });
+            }
+            self.rename(&staged, name).await
+        };
+        if let Err(e) = published.await {
             self.remove_staged(&staged).await;
             return Err(e);
         }
@@ -889,7 +1042,7 @@ impl Storage for OpendalStorage {
         self.op
             .delete(name.as_str())
             .await
-            .map_err(|e| self.error(e, name.as_str(), "cannot delete"))?;
+            .map_err(|e| self.error(&e, name.as_str(), "cannot delete"))?;
         Ok(true)
     }
 
@@ -916,7 +1069,7 @@ impl Storage for OpendalStorage {
             {
                 return Ok(Listing::default())
             }
-            Err(e) => return Err(self.error(e, path, "cannot list")),
+            Err(e) => return Err(self.error(&e, path, "cannot list")),
         };
         let mut listing = Listing::default();
         loop {
@@ -926,7 +1079,7 @@ impl Storage for OpendalStorage {
                 Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
                     return Ok(Listing::default())
                 }
-                Err(e) => return Err(self.error(e, path, "cannot list")),
+                Err(e) => return Err(self.error(&e, path, "cannot list")),
             };
             let full = entry.path().trim_start_matches('/');
             let Some(relative) = full.strip_prefix(prefix.as_str()) else {
@@ -971,6 +1124,16 @@ impl Storage for OpendalStorage {
         if visibility == Visibility::Public {
             return url_under_base(self.backend, self.public_base_url.as_deref(), name);
         }
+        if self.backend == "azblob" {
+            // OpenDAL presigns Azure URLs by appending the storage's own SAS token, which would
+            // hand every holder of one link all of that token's rights.
+            return Err(Error::NotSupported {
+                backend: self.backend,
+                operation: "presigned URLs for private Azure files (serve them through the \
+                            app's signed route)"
+                    .to_owned(),
+            });
+        }
         if !self.op.info().capability().presign_read {
             return Err(Error::NotSupported {
                 backend: self.backend,
@@ -983,7 +1146,7 @@ impl Storage for OpendalStorage {
             .op
             .presign_read(name.as_str(), valid_for.unwrap_or(self.presign_expiry))
             .await
-            .map_err(|e| self.error(e, name.as_str(), "cannot presign a URL for"))?;
+            .map_err(|e| self.error(&e, name.as_str(), "cannot presign a URL for"))?;
         Ok(request.uri().to_string())
     }
 
@@ -1053,6 +1216,36 @@ mod tests {
         assert!(matches!(
             storage.metadata(&staged).await,
             Err(Error::NotFound { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn errors_keep_no_request_context() -> Result<()> {
+        let storage = memory()?;
+        let signed = opendal::Error::new(ErrorKind::Unexpected, "the service failed").with_context(
+            "uri",
+            "https://acct.blob.example/c/a.txt?sv=1&sig=SECRETSIG",
+        );
+        let e = storage.error(&signed, "a.txt", "cannot write");
+        let mut shown = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(inner) = source {
+            shown.push_str(&format!(" / {inner} / {inner:?}"));
+            source = inner.source();
+        }
+        assert!(
+            shown.contains("the service failed") && shown.contains("'a.txt'"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("SECRETSIG") && !shown.contains("blob.example"),
+            "{shown}"
+        );
+        let taken = opendal::Error::new(ErrorKind::ConditionNotMatch, "precondition failed");
+        assert!(matches!(
+            storage.error(&taken, "a.txt", "cannot write"),
+            Error::AlreadyExists { .. }
         ));
         Ok(())
     }

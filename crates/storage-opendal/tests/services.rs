@@ -248,6 +248,18 @@ async fn file_server(url: &str) -> Result<()> {
     );
     assert!(!storage.exists("secret.txt").await?);
     let again = connect_url(url).await?;
+    // An overwrite under a directory's name is refused and leaves the directory alone (a
+    // WebDAV MOVE with Overwrite: T would delete it).
+    storage.save("folder/inside.txt", "kept").await?;
+    let over = storage
+        .save_with("folder", "x", &SaveOptions::new().overwrite(true))
+        .await;
+    assert!(matches!(over, Err(Error::InvalidName { .. })), "{over:?}");
+    assert_eq!(
+        storage.read_to_bytes("folder/inside.txt").await?,
+        Bytes::from_static(b"kept")
+    );
+    storage.delete(&Name::new("folder/inside.txt")?).await?;
     conformance(storage).await?;
     // A crash between staging and publishing leaves only a staged file: never listed, and
     // removed by the sweep once old enough.
