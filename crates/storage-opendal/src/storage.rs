@@ -43,7 +43,7 @@ pub(crate) const UPLOAD_KEY: &str = "dbfilesupload";
 const CLAIM_WAIT_ROUNDS: u32 = 3000;
 
 /// How many times a read is restarted when the file changed between its metadata and its bytes.
-const MAX_OPEN_ATTEMPTS: u32 = 3;
+const MAX_OPEN_ATTEMPTS: u32 = 8;
 
 /// How a finished write gets its name.
 #[derive(Debug, Clone)]

@@ -64,6 +64,56 @@ async fn conformance(storage: OpendalStorage) -> Result<Arc<dyn Storage>> {
     Ok(storage)
 }
 
+/// Reads while another task keeps replacing the file: every read is one whole version, the one
+/// its metadata describes (a bounded number of rounds).
+async fn reads_never_mix_versions(storage: Arc<dyn Storage>) -> Result<()> {
+    let dir = storage_conformance::unique_dir("versions");
+    let name = Name::new(format!("{dir}/flip.bin"))?;
+    let version = |i: usize| {
+        if i.is_multiple_of(2) {
+            vec![b'a'; 1000]
+        } else {
+            vec![b'b'; 3000]
+        }
+    };
+    let overwrite = SaveOptions::new().overwrite(true).keep_name(true);
+    storage
+        .save_with(name.as_str(), version(0), &overwrite)
+        .await?;
+    let writer = {
+        let (storage, name, overwrite) = (Arc::clone(&storage), name.clone(), overwrite.clone());
+        tokio::spawn(async move {
+            // 50 replacements a second: a busy file. Replaced faster than a metadata request
+            // and a read take, `open` gives up after eight tries rather than mix versions.
+            for i in 1..=40 {
+                storage
+                    .save_with(name.as_str(), version(i), &overwrite)
+                    .await?;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Ok::<_, Error>(())
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() && reads < 400 {
+        let opened = storage.open(&name, None).await?;
+        let size = opened.meta.size;
+        let bytes = storage_core::collect_bytes(opened.stream).await?;
+        let expected = if size == 1000 { b'a' } else { b'b' };
+        assert_eq!(bytes.len() as u64, size, "read {reads}");
+        assert!(
+            bytes.iter().all(|b| *b == expected),
+            "read {reads} mixed versions"
+        );
+        reads += 1;
+    }
+    writer
+        .await
+        .map_err(|e| Error::backend("test", "writer task failed", e))??;
+    assert!(reads > 0);
+    storage_conformance::remove_dir(storage.as_ref(), &dir).await
+}
+
 /// Content whose first chunk, when asked for, lets another storage instance take the name: the
 /// name was free when checked, and is taken by the time the write completes.
 fn content_that_loses_the_race(
@@ -185,6 +235,7 @@ async fn s3_on_moto() -> Result<()> {
     let b: Arc<dyn Storage> = Arc::new(connect_url(&url).await?);
     storage_conformance::two_instances_get_distinct_names(a.as_ref(), b.as_ref()).await?;
     lost_race_resends(Arc::clone(&a), Arc::clone(&b)).await?;
+    reads_never_mix_versions(Arc::clone(&a)).await?;
     let public = connect_url(&format!(
         "s3://{bucket}/public/{}?endpoint={endpoint}&visibility=public",
         run_prefix()
@@ -227,7 +278,7 @@ async fn azblob_on_azurite() -> Result<()> {
     let b: Arc<dyn Storage> = Arc::new(connect_url(&url).await?);
     storage_conformance::two_instances_get_distinct_names(a.as_ref(), b.as_ref()).await?;
     lost_race_resends(Arc::clone(&a), Arc::clone(&b)).await?;
-    Ok(())
+    reads_never_mix_versions(a).await
 }
 
 /// File servers: the suite, and names that only a rename makes visible.
