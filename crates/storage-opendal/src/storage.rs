@@ -1147,7 +1147,16 @@ impl Storage for OpendalStorage {
             .presign_read(name.as_str(), valid_for.unwrap_or(self.presign_expiry))
             .await
             .map_err(|e| self.error(&e, name.as_str(), "cannot presign a URL for"))?;
-        Ok(request.uri().to_string())
+        let url = request.uri().to_string();
+        if !url.contains('?') {
+            // Without signing credentials (anonymous access) OpenDAL returns the plain URL: a
+            // private file must not get one.
+            return Err(Error::NotSupported {
+                backend: self.backend,
+                operation: "presigned URLs without credentials that can sign".to_owned(),
+            });
+        }
+        Ok(url)
     }
 
     fn default_visibility(&self) -> Visibility {
