@@ -666,14 +666,16 @@ fn serve_answers_over_loopback_and_stops_on_ctrl_c() {
 
 /// Built without a server feature, the server tests do not exist: fine on a laptop, a failure
 /// under CI (which must build with --all-features).
-#[cfg(not(all(feature = "postgres", feature = "mysql")))]
+#[cfg(not(all(feature = "postgres", feature = "mysql", feature = "remote")))]
 #[test]
 fn server_suites_skipped() {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
         "CI must build dbfiles with --all-features"
     );
-    eprintln!("SKIPPED: built without the postgres or mysql feature; run with --all-features");
+    eprintln!(
+        "SKIPPED: built without the postgres, mysql or remote feature; run with --all-features"
+    );
 }
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]

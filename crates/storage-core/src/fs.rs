@@ -22,6 +22,24 @@ use crate::url::url_under_base;
 /// It is never listed, and no stored name may start with it.
 pub const STAGING_DIR: &str = ".dbfiles-staging";
 
+/// True when `name` lies under [`STAGING_DIR`], where backends that stage writes keep uploads
+/// in flight.
+pub fn is_staging_name(name: &Name) -> bool {
+    name.parts().next() == Some(STAGING_DIR)
+}
+
+/// [`Error::InvalidName`] for a name under [`STAGING_DIR`]: such a name is never stored, so a
+/// staged upload can never be mistaken for a file.
+pub fn refuse_staging_name(name: &Name) -> Result<()> {
+    if is_staging_name(name) {
+        return Err(Error::InvalidName {
+            name: name.to_string(),
+            reason: format!("'{STAGING_DIR}' is reserved for uploads in flight"),
+        });
+    }
+    Ok(())
+}
+
 const BACKEND: &str = "filesystem";
 
 /// How often a create-only write retries when a concurrent delete removed the directory it was
@@ -116,12 +134,7 @@ impl FileSystemStorage {
 
     /// The local path of `name`, Django's `Storage.path`.
     pub fn path(&self, name: &Name) -> Result<PathBuf> {
-        if name.parts().next() == Some(STAGING_DIR) {
-            return Err(Error::InvalidName {
-                name: name.to_string(),
-                reason: format!("'{STAGING_DIR}' is reserved by the filesystem backend"),
-            });
-        }
+        refuse_staging_name(name)?;
         Ok(name
             .parts()
             .fold(self.location.clone(), |path, part| path.join(part)))

@@ -54,7 +54,7 @@ mod url;
 
 pub use error::{BoxError, Error, Result};
 pub use files::{ContentFile, UploadedFile};
-pub use fs::{FileSystemStorage, STAGING_DIR};
+pub use fs::{is_staging_name, refuse_staging_name, FileSystemStorage, STAGING_DIR};
 pub use image::{peek_image, probe_image, ImageInfo, ImagePolicy, ImageSize, IMAGE_SNIFF_BYTES};
 pub use memory::InMemoryStorage;
 pub use meta::{

@@ -341,6 +341,14 @@ impl ReferenceSource for AnyStorage {
 mod tests {
     use super::*;
 
+    /// The schemes sent to storage-opendal are the ones it opens (written twice because the
+    /// dependency is optional).
+    #[cfg(feature = "opendal")]
+    #[test]
+    fn remote_schemes_match_storage_opendal() {
+        assert_eq!(REMOTE_SCHEMES, storage_opendal::SCHEMES);
+    }
+
     #[test]
     fn layout_parameters_are_split_off() -> Result<()> {
         assert_eq!(

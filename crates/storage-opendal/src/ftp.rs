@@ -4,6 +4,7 @@
 //! rename that publishes them (RNFR/RNTO).
 
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
@@ -11,7 +12,11 @@ use storage_core::{ByteStream, ContentHasher, Error, Result};
 use suppaftp::tokio::AsyncRustlsFtpStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// How to log in to the FTP server for the publish step.
+/// Logged-in connections kept for the next command (each new one costs a connect, a login, a
+/// TYPE and a CWD); at most this many wait.
+const MAX_IDLE: usize = 4;
+
+/// How to log in to the FTP server, and the idle connections of this storage.
 #[derive(Clone)]
 pub(crate) struct FtpLogin {
     /// `host:port`
@@ -20,6 +25,7 @@ pub(crate) struct FtpLogin {
     pub(crate) password: String,
     /// The storage's directory on the server, `/` for the login directory's root.
     pub(crate) root: String,
+    idle: Arc<Mutex<Vec<AsyncRustlsFtpStream>>>,
 }
 
 impl fmt::Debug for FtpLogin {
@@ -37,6 +43,46 @@ fn ftp_error(doing: &str, name: &str, e: suppaftp::FtpError) -> Error {
 }
 
 impl FtpLogin {
+    pub(crate) fn new(address: String, user: String, password: String, root: String) -> Self {
+        Self {
+            address,
+            user,
+            password,
+            root,
+            idle: Arc::default(),
+        }
+    }
+
+    /// A logged-in connection in the root directory: an idle one that still answers, else a
+    /// new one. Commands leave the working directory alone, so a connection returned with
+    /// [`Self::give_back`] is still in the root.
+    async fn session(&self) -> Result<AsyncRustlsFtpStream> {
+        // Bounded: the pool holds at most MAX_IDLE connections.
+        loop {
+            let idle = self
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            match idle {
+                Some(mut ftp) => {
+                    if ftp.noop().await.is_ok() {
+                        return Ok(ftp);
+                    }
+                }
+                None => return self.connect().await,
+            }
+        }
+    }
+
+    /// Keeps a connection whose last command completed, for the next one.
+    fn give_back(&self, ftp: AsyncRustlsFtpStream) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push(ftp);
+        }
+    }
+
     async fn connect(&self) -> Result<AsyncRustlsFtpStream> {
         let mut ftp = AsyncRustlsFtpStream::connect(self.address.as_str())
             .await
@@ -68,7 +114,7 @@ impl FtpLogin {
     /// Renames `from` to `to` (paths under the root), creating `to`'s directories; a file
     /// already at `to` is replaced (the server's rename).
     pub(crate) async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        let mut ftp = self.connect().await?;
+        let mut ftp = self.session().await?;
         let mut dir = String::new();
         let parents: Vec<&str> = to.split('/').collect();
         for part in parents.iter().take(parents.len().saturating_sub(1)) {
@@ -77,44 +123,49 @@ impl FtpLogin {
             // An existing directory is an error here; the rename reports a real failure.
             let _ = ftp.mkdir(dir.as_str()).await;
         }
-        let result = ftp
-            .rename(from, to)
+        ftp.rename(from, to)
             .await
-            .map_err(|e| ftp_error("cannot publish", to, e));
-        let _ = ftp.quit().await;
-        result
+            .map_err(|e| ftp_error("cannot publish", to, e))?;
+        self.give_back(ftp);
+        Ok(())
     }
 
     /// Size and modification time of the file at `path`, `None` when there is none (or it is a
     /// directory). SIZE and MDTM need no data connection, and MDTM has seconds and UTC where a
     /// listing has minutes in the server's local time.
     pub(crate) async fn stat(&self, path: &str) -> Result<Option<(u64, SystemTime)>> {
-        let mut ftp = self.connect().await?;
+        let mut ftp = self.session().await?;
         let unavailable = |e: &suppaftp::FtpError| {
             matches!(e, suppaftp::FtpError::UnexpectedResponse(r)
                 if r.status == suppaftp::Status::FileUnavailable)
         };
         let size = match ftp.size(path).await {
             Ok(size) => size as u64,
-            Err(e) if unavailable(&e) => return Ok(None),
+            Err(e) if unavailable(&e) => {
+                self.give_back(ftp);
+                return Ok(None);
+            }
             Err(e) => return Err(ftp_error("cannot read the size of", path, e)),
         };
         let modified = match ftp.mdtm(path).await {
             Ok(time) => time.and_utc(),
-            Err(e) if unavailable(&e) => return Ok(None),
+            Err(e) if unavailable(&e) => {
+                self.give_back(ftp);
+                return Ok(None);
+            }
             Err(e) => return Err(ftp_error("cannot read the time of", path, e)),
         };
-        let _ = ftp.quit().await;
+        self.give_back(ftp);
         let modified = u64::try_from(modified.timestamp())
             .map_or(UNIX_EPOCH, |secs| UNIX_EPOCH + Duration::from_secs(secs));
         Ok(Some((size, modified)))
     }
 
-    /// `len` bytes of `path` from `start`, on a connection of this read's own that closes with
-    /// it (OpenDAL's FTP reader returns its pooled connection with the transfer unfinished,
-    /// which breaks the next command on it).
+    /// `len` bytes of `path` from `start`. The connection goes with the stream and closes with
+    /// it, never back to the pool (OpenDAL's FTP reader returns its pooled connection with the
+    /// transfer unfinished, which breaks the next command on it).
     pub(crate) async fn read(&self, path: &str, start: u64, len: u64) -> Result<ByteStream> {
-        let mut ftp = self.connect().await?;
+        let mut ftp = self.session().await?;
         if start > 0 {
             let offset =
                 usize::try_from(start).map_err(|_| Error::InvalidRange { start, size: start })?;
@@ -168,7 +219,7 @@ impl FtpLogin {
         path: &str,
         mut content: ByteStream,
     ) -> Result<([u8; 32], u64)> {
-        let mut ftp = self.connect().await?;
+        let mut ftp = self.session().await?;
         if let Some((dir, _)) = path.rsplit_once('/') {
             let _ = ftp.mkdir(dir).await;
         }
@@ -202,10 +253,9 @@ impl FtpLogin {
         let failure = failure.or(finished.err());
         if let Some(e) = failure {
             let _ = ftp.rm(path).await;
-            let _ = ftp.quit().await;
             return Err(e);
         }
-        let _ = ftp.quit().await;
+        self.give_back(ftp);
         let (sha256, size) = hasher.finish();
         Ok((sha256, size))
     }
