@@ -11,8 +11,12 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// What went wrong in a storage operation.
 ///
 /// Match on meaning, not on text: `matches!(e, Error::NotFound { .. })`. Each variant maps to one
-/// HTTP status in `storage-http`. Messages never contain a filesystem path, a connection string or a
-/// password; they name the storage name the caller passed in.
+/// HTTP status in `storage-http`. Messages name the storage name the caller passed in, not where a
+/// stored file lies on disk, and never contain a password (a storage URL in a message has it
+/// replaced by `***`). A location the application configured can appear: a SQLite database's file
+/// in its connect errors, the media root and its copies' paths in `MirroredStorage::new` and
+/// `export` errors. Over HTTP, `storage-http` answers server errors (backend failures included)
+/// with a bare status line and no detail.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -31,7 +35,7 @@ pub enum Error {
     },
 
     /// The name tries to leave the storage root: absolute path, `..`, NUL or another control
-    /// character, a backslash, or a drive prefix.
+    /// character, or a drive prefix. A backslash is not refused: it becomes `/`.
     #[error("suspicious file name '{name}': {reason}")]
     SuspiciousPath {
         /// The name as given (control characters escaped when displayed).

@@ -467,9 +467,14 @@ impl Storage for FileSystemStorage {
             let mut listing = Listing::default();
             for entry in entries {
                 let entry = entry.map_err(|e| io_error(e, &shown, "cannot list"))?;
+                // Not UTF-8, or holding a backslash (a name reads it as `/`, so it would stand
+                // for another file): not a name this storage could have written.
                 let Ok(file_name) = entry.file_name().into_string() else {
-                    continue; // not UTF-8: not a name this storage could have written
+                    continue;
                 };
+                if file_name.contains('\\') {
+                    continue;
+                }
                 if at_root && file_name == STAGING_DIR {
                     continue;
                 }

@@ -68,7 +68,13 @@ impl ImagePolicy {
             || self.max_height.is_some_and(|max| height > max)
         {
             return Err(Error::UnsupportedType {
-                reason: format!("'{filename}' is {width}x{height}, larger than allowed"),
+                reason: format!(
+                    "'{filename}' is {width}x{height}, larger than the {}x{} allowed",
+                    self.max_width
+                        .map_or_else(|| "any".to_owned(), |w| w.to_string()),
+                    self.max_height
+                        .map_or_else(|| "any".to_owned(), |h| h.to_string()),
+                ),
             });
         }
         Ok(info.size)

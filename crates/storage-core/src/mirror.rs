@@ -110,6 +110,23 @@ impl<S: Storage> MirroredStorage<S> {
         &self.root
     }
 
+    /// True for a name that would share its disk path with another file's checksum
+    /// (`photo.jpg.hash` is where `photo.jpg`'s checksum lives): such names are refused by
+    /// this storage and never exported, so neither file can overwrite the other.
+    pub fn is_checksum_name(name: &Name) -> bool {
+        name.as_str().ends_with(".hash")
+    }
+
+    fn refuse_checksum_name(name: &Name) -> Result<()> {
+        if Self::is_checksum_name(name) {
+            return Err(Error::invalid(
+                name.as_str(),
+                "a name ending in '.hash' would share the disk mirror's path for another file's checksum",
+            ));
+        }
+        Ok(())
+    }
+
     /// Where a name's copy lives, and its `.hash` file.
     pub fn paths(&self, name: &Name) -> (PathBuf, PathBuf) {
         let file = self.root.join(name.as_str());
@@ -157,6 +174,10 @@ impl<S: Storage> MirroredStorage<S> {
     }
 
     async fn export_version(&self, meta: &FileMeta) -> Result<bool> {
+        // Stored before the mirror was there: served by the app, never written over a checksum.
+        if Self::is_checksum_name(&meta.name) {
+            return Ok(false);
+        }
         if meta.visibility == Visibility::Private {
             self.remove_copy(&meta.name).await?;
             return Ok(false);
@@ -197,6 +218,9 @@ impl<S: Storage> MirroredStorage<S> {
     }
 
     async fn remove_copy(&self, name: &Name) -> Result<()> {
+        if Self::is_checksum_name(name) {
+            return Ok(()); // never exported; that path is another file's checksum
+        }
         let (file, hash) = self.paths(name);
         for path in [file, hash] {
             // A directory of the same name is another name's parent: not this copy.
@@ -281,6 +305,8 @@ impl<S: Storage> Storage for MirroredStorage<S> {
         content: ByteStream,
         options: &PutOptions,
     ) -> Result<FileMeta> {
+        // Every alternative keeps the extension, so the first name decides.
+        Self::refuse_checksum_name(names.current())?;
         let meta = self.inner.put_new(names, content, options).await?;
         let exported = self.export_version(&meta).await;
         self.record(exported);
@@ -293,6 +319,7 @@ impl<S: Storage> Storage for MirroredStorage<S> {
         content: ByteStream,
         options: &PutOptions,
     ) -> Result<FileMeta> {
+        Self::refuse_checksum_name(name)?;
         let meta = self.inner.put_overwrite(name, content, options).await?;
         let exported = self.export_version(&meta).await;
         self.record(exported);

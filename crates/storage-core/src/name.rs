@@ -52,9 +52,6 @@ impl Name {
         if posix.starts_with('/') {
             return Err(Error::suspicious(raw, "absolute paths are not allowed"));
         }
-        if has_drive_prefix(&posix) {
-            return Err(Error::suspicious(raw, "drive prefixes are not allowed"));
-        }
         if posix.split('/').any(|part| part == "..") {
             return Err(Error::suspicious(
                 raw,
@@ -66,6 +63,11 @@ impl Name {
             .filter(|part| !part.is_empty() && *part != ".")
             .collect::<Vec<_>>()
             .join("/");
+        // Checked again once `./` and empty parts are gone (`./C:/x` is `C:/x`), and for every
+        // part: on Windows a joined `C:` part replaces the root it is joined to.
+        if normalized.split('/').any(has_drive_prefix) {
+            return Err(Error::suspicious(raw, "drive prefixes are not allowed"));
+        }
         if normalized.len() > MAX_NAME_BYTES {
             return Err(Error::invalid(
                 raw,
@@ -248,6 +250,22 @@ mod tests {
         assert_eq!(kind(&"a".repeat(MAX_NAME_BYTES + 1)), "invalid");
         // Multi-byte characters count by bytes.
         assert_eq!(kind(&"é".repeat(MAX_NAME_BYTES / 2 + 1)), "invalid");
+    }
+
+    /// Found by fuzzing: the drive-prefix rule holds after normalizing and for every part
+    /// (on Windows a joined `C:` part would replace the root).
+    #[test]
+    fn drive_prefixes_are_refused_in_any_part() {
+        for name in ["./a:", "./C:/x", "a/C:/x", ".//d:x"] {
+            assert!(
+                matches!(Name::new(name), Err(Error::SuspiciousPath { .. })),
+                "{name}"
+            );
+        }
+        assert!(
+            Name::new("a/bb:c").is_ok(),
+            "a colon later in a part is fine"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! `django/http/multipartparser.py`, `django/core/files/uploadedfile.py`).
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use chrono::format::{Item, StrftimeItems};
@@ -76,16 +77,22 @@ fn is_python_printable(c: char) -> bool {
 /// `allow_relative_path`, the name may have directories but must not be absolute or contain `..`;
 /// without it, the name must be a bare file name.
 pub fn validate_file_name(name: &str, allow_relative_path: bool) -> Result<&str> {
-    let base = basename(name);
-    if base.is_empty() || base == "." || base == ".." {
+    let unusable = |base: &str| base.is_empty() || base == "." || base == "..";
+    if unusable(basename(name)) {
         return Err(Error::invalid(name, "could not derive a file name"));
     }
-    if allow_relative_path {
-        let posix = name.replace('\\', "/");
-        if posix.starts_with('/') || posix.split('/').any(|part| part == "..") {
-            return Err(Error::suspicious(name, "path traversal attempt"));
-        }
-    } else if base != name {
+    // Django's checks, in its order; a backslash then counts as a separator too, as everywhere
+    // in this crate (`Name` turns it into `/`).
+    let posix = name.replace('\\', "/");
+    let traversal = posix.starts_with('/') || posix.split('/').any(|part| part == "..");
+    if allow_relative_path && traversal {
+        return Err(Error::suspicious(name, "path traversal attempt"));
+    }
+    let base = basename(&posix);
+    if unusable(base) {
+        return Err(Error::invalid(name, "could not derive a file name"));
+    }
+    if !allow_relative_path && base != posix {
         return Err(Error::suspicious(
             name,
             "the file name includes path elements",
@@ -357,7 +364,10 @@ impl UploadTo {
                 if items.iter().any(|item| matches!(item, Item::Error)) {
                     return Err(Error::invalid(template, "not a valid strftime template"));
                 }
-                let dir = now.format_with_items(items.into_iter()).to_string();
+                // Some templates parse but cannot be formatted (`%#z`): an error, not a panic.
+                let mut dir = String::new();
+                write!(dir, "{}", now.format_with_items(items.into_iter()))
+                    .map_err(|_| Error::invalid(template, "not a valid strftime template"))?;
                 posix_join(&dir, filename)
             }
         };
@@ -494,6 +504,21 @@ mod tests {
                 "{name:?}"
             );
         }
+    }
+
+    /// Found by fuzzing (fuzz/regressions/names_and_upload_to): a backslash is a separator in
+    /// `validate_file_name` too, and a template that parses but cannot be formatted is an error.
+    #[test]
+    fn fuzzed_names_and_templates() {
+        assert!(validate_file_name("\\", false).is_err());
+        assert!(validate_file_name(r"..\..\etc\passwd", false).is_err());
+        assert!(validate_file_name("a/b\\", true).is_err());
+        assert!(validate_file_name(r"a\b.txt", true).is_ok());
+        let odd = UploadTo::template("%#z");
+        assert!(matches!(
+            odd.generate_filename("x.txt"),
+            Err(Error::InvalidName { .. })
+        ));
     }
 
     #[test]

@@ -128,7 +128,10 @@ impl UrlSigner {
         format!("expires={expires}&signature={signature}")
     }
 
-    /// Checks the query string of a request for `name` at time `now`.
+    /// Checks the query string of a request for `name` at time `now`. A query that spells the
+    /// signature more than one way is [`SignatureError::Invalid`]: `expires` or `signature`
+    /// given twice, or an expiry that is not plain decimal digits (`+17...`, `017...`), since a
+    /// proxy, cache or log in front may read another value or compare the text.
     pub fn verify(
         &self,
         name: &Name,
@@ -137,15 +140,27 @@ impl UrlSigner {
     ) -> Result<(), SignatureError> {
         let (mut expires, mut signature) = (None, None);
         for pair in query.unwrap_or_default().split('&') {
-            match pair.split_once('=') {
-                Some(("expires", value)) => expires = Some(value),
-                Some(("signature", value)) => signature = Some(value),
-                _ => {}
+            let Some((key, value)) = pair.split_once('=') else {
+                continue;
+            };
+            let slot = match key {
+                "expires" => &mut expires,
+                "signature" => &mut signature,
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(SignatureError::Invalid);
             }
         }
         let (Some(expires), Some(signature)) = (expires, signature) else {
             return Err(SignatureError::Missing);
         };
+        let canonical = !expires.is_empty()
+            && expires.bytes().all(|b| b.is_ascii_digit())
+            && (expires == "0" || !expires.starts_with('0'));
+        if !canonical {
+            return Err(SignatureError::Invalid);
+        }
         let expires: u64 = expires.parse().map_err(|_| SignatureError::Invalid)?;
         let signature = URL_SAFE_NO_PAD
             .decode(signature)
@@ -207,6 +222,27 @@ mod tests {
         assert_eq!(
             signer.verify(&name, Some("expires=x&signature=y"), at(0)),
             Err(SignatureError::Invalid)
+        );
+        // One spelling only: a second expires or signature, or a non-canonical expiry, is
+        // refused even when the signed pair is in the query too.
+        let signature = query.split("signature=").nth(1).unwrap_or_default();
+        for ambiguous in [
+            format!("{query}&expires=99999"),
+            format!("expires=99999&{query}"),
+            format!("{query}&signature={signature}"),
+            format!("expires=+1000&signature={signature}"),
+            format!("expires=01000&signature={signature}"),
+        ] {
+            assert_eq!(
+                signer.verify(&name, Some(&ambiguous), at(0)),
+                Err(SignatureError::Invalid),
+                "{ambiguous}"
+            );
+        }
+        assert_eq!(
+            signer.verify(&name, Some(&format!("download=1&{query}")), at(0)),
+            Ok(()),
+            "other parameters are fine"
         );
         // Rotation: old URLs work while the old secret is listed, not after.
         let rotated = UrlSigner::new("s2").with_previous_secrets(["s1"]);

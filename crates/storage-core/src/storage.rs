@@ -353,7 +353,11 @@ pub trait StorageExt: Storage {
                 }
             }
             for sub in listing.dirs {
-                pending.push(Some(Name::new(format!("{prefix}{sub}"))?));
+                // Likewise a directory no name can reach (callers that import from a
+                // directory, like `dbfiles load`, report such entries themselves).
+                if let Ok(sub) = Name::new(format!("{prefix}{sub}")) {
+                    pending.push(Some(sub));
+                }
             }
         }
         names.sort();

@@ -27,10 +27,11 @@ fn kind<T: ToString>(result: &Result<T, Error>) -> Value {
 /// results, drive prefixes, and names longer than the database column.
 fn stricter_than_django(input: &str, django_ok: &str, ours: &Value) -> bool {
     let refused_as = |k: &str| ours.get("err").and_then(Value::as_str) == Some(k);
-    let drive = {
-        let mut chars = django_ok.chars();
+    // A drive prefix in any part (on Windows a joined `C:` part replaces the root).
+    let drive = django_ok.split('/').any(|part| {
+        let mut chars = part.chars();
         matches!((chars.next(), chars.next()), (Some(c), Some(':')) if c.is_ascii_alphabetic())
-    };
+    });
     (refused_as("suspicious")
         && (input.chars().any(char::is_control) || django_ok.starts_with('/') || drive))
         || (refused_as("invalid") && django_ok.len() > MAX_NAME_BYTES)

@@ -143,3 +143,45 @@ async fn a_mirrored_storage_passes_the_conformance_suite() -> Result<()> {
     assert_eq!(storage.failures(), 0, "{:?}", storage.last_failure());
     Ok(())
 }
+
+/// `photo.jpg.hash` is where `photo.jpg`'s checksum lives: a file of that name is refused
+/// (nothing stored), and one stored before the mirror existed is never exported over it.
+#[tokio::test]
+async fn a_name_ending_in_hash_cannot_overwrite_a_checksum() -> Result<()> {
+    let root = tempfile::tempdir().map_err(io)?;
+    let inner = public_memory();
+    inner
+        .save("old.jpg.hash", "stored before the mirror")
+        .await?;
+    let storage = MirroredStorage::new(inner.clone(), root.path())?;
+    let meta = storage.save("old.jpg", "jpeg bytes").await?;
+    let checksum = root.path().join("old.jpg.hash");
+    assert_eq!(
+        Some(std::fs::read_to_string(&checksum).map_err(io)?),
+        meta.sha256_hex()
+    );
+
+    let refused = storage.save("photo.jpg.hash", "evil").await;
+    assert!(
+        matches!(refused, Err(Error::InvalidName { .. })),
+        "{refused:?}"
+    );
+    assert!(!inner.exists("photo.jpg.hash").await?, "nothing stored");
+    let overwrite = storage
+        .save_with("old.jpg.hash", "evil", &SaveOptions::new().overwrite(true))
+        .await;
+    assert!(
+        matches!(overwrite, Err(Error::InvalidName { .. })),
+        "{overwrite:?}"
+    );
+
+    // The old file is neither exported over the checksum nor removed with it.
+    assert!(!storage.export(&Name::new("old.jpg.hash")?).await?);
+    storage.delete(&Name::new("old.jpg.hash")?).await?;
+    assert_eq!(
+        Some(std::fs::read_to_string(&checksum).map_err(io)?),
+        meta.sha256_hex()
+    );
+    assert!(storage.is_fresh(&meta).await);
+    Ok(())
+}
