@@ -203,8 +203,10 @@ impl FromRequest for Uploaded {
                 }
             };
             let save = target.save_multipart(&content_type, rx);
-            let (saved, ()) = futures::join!(save, pump);
-            saved.map(Uploaded).map_err(UploadRejected)
+            storage_http::until_saved(save, pump)
+                .await
+                .map(Uploaded)
+                .map_err(UploadRejected)
         })
     }
 }

@@ -112,7 +112,7 @@ where
     S: Send + Sync,
     UploadTarget: FromRef<S>,
 {
-    type Rejection = Response;
+    type Rejection = UploadRejected;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let target = UploadTarget::from_ref(state);
@@ -127,6 +127,18 @@ where
             .save_multipart(&content_type, body)
             .await
             .map(Uploaded)
-            .map_err(|e| StorageResponse(error_response(&e)).into_response())
+            .map_err(UploadRejected)
+    }
+}
+
+/// Why an upload was refused. As a response it carries the status and text `storage-http`
+/// maps the error to, like the other adapters; take `Result<Uploaded, UploadRejected>` in a
+/// handler to answer a refusal your own way (a page that says why, say).
+#[derive(Debug)]
+pub struct UploadRejected(pub storage_core::Error);
+
+impl IntoResponse for UploadRejected {
+    fn into_response(self) -> Response {
+        StorageResponse(error_response(&self.0)).into_response()
     }
 }

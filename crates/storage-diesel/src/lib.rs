@@ -67,7 +67,7 @@ pub use crate::references::{
     CleanupReport, ColumnRef, FileReferences, OrphanCleanup, ReferenceSource,
 };
 pub use crate::storage::{DatabaseOptions, DieselStorage, SweepReport};
-pub use crate::url_storage::{connect_url, AnyStorage, DEFAULT_STORAGE_URL};
+pub use crate::url_storage::{connect_url, redact_url, AnyStorage, DEFAULT_STORAGE_URL};
 
 /// The chunked storage on SQLite.
 #[cfg(feature = "sqlite")]

@@ -47,10 +47,11 @@ pub use crate::headers::{
 };
 pub use crate::ranges::{resolve_range, RangeRequest};
 pub use crate::serve::{
-    error_response, name_from_path, plain_text, serve, serve_decision, serve_path, status_for,
-    AccessRequest, Authorize, BodyPlan, ServeConfig, ServeDecision,
+    error_response, html_page, name_from_path, plain_text, serve, serve_decision, serve_path,
+    status_for, AccessRequest, Authorize, BodyPlan, ServeConfig, ServeDecision,
 };
 pub use crate::upload::{
-    save_multipart, upload_name, SavedUpload, Upload, UploadPolicy, UploadTarget, MAX_TEXT_FIELD,
+    human_size, refusal_message, save_multipart, until_saved, upload_name, SavedUpload, Upload,
+    UploadPolicy, UploadTarget, MAX_TEXT_FIELD,
 };
 pub use storage_core::{ImagePolicy, ImageSize};

@@ -175,7 +175,42 @@ pub struct ServeDecision {
 }
 
 fn etag_of(meta: &FileMeta) -> Option<ETag> {
+    if blank_inside_tag(&meta.etag) {
+        return None;
+    }
     meta.etag.parse().ok()
+}
+
+/// True when an entity-tag list has a space or tab inside a tag: a header value may hold them,
+/// a tag may not, and the `headers` crate asserts on it in debug builds (found by fuzzing).
+fn blank_inside_tag(text: &str) -> bool {
+    let mut inside = false;
+    for c in text.chars() {
+        match c {
+            '"' => inside = !inside,
+            ' ' | '\t' if inside => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// [`blank_inside_tag`] for any value of the request header `name`.
+fn header_has_blank_tag(request: &HeaderMap, name: &HeaderName) -> bool {
+    request
+        .get_all(name)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(blank_inside_tag))
+}
+
+/// The latest time an HTTP date can say (9999-12-31 23:59:59 UTC).
+const LAST_HTTP_DATE: u64 = 253_402_300_799;
+
+/// `time` within what an HTTP date can say (1970 to 9999): `httpdate` panics outside it, and a
+/// file's modification time is whatever its filesystem says (found by fuzzing).
+fn http_time(time: SystemTime) -> SystemTime {
+    let seconds = http_seconds(time).min(LAST_HTTP_DATE);
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds)
 }
 
 /// Seconds precision, as HTTP dates have.
@@ -185,22 +220,30 @@ fn http_seconds(time: SystemTime) -> u64 {
 }
 
 /// `If-Range` (RFC 9110 13.1.5): an entity tag must match strongly; a date must equal
-/// `Last-Modified` exactly.
-fn if_range_allows(value: &HeaderValue, meta: &FileMeta) -> bool {
+/// `Last-Modified` exactly. `etag` and `modified` are the file's, as [`serve_decision`] read
+/// them.
+fn if_range_allows(
+    value: &HeaderValue,
+    meta: &FileMeta,
+    etag: Option<&ETag>,
+    modified: SystemTime,
+) -> bool {
     let Ok(text) = value.to_str() else {
         return false;
     };
     let text = text.trim();
+    if blank_inside_tag(text) {
+        return false;
+    }
     if text.starts_with('"') || text.starts_with("W/") {
-        return match (text.parse::<ETag>(), etag_of(meta)) {
+        return match (text.parse::<ETag>(), etag) {
             // Strong comparison: neither may be weak and the tags must be equal.
             (Ok(_), Some(_)) if text.starts_with("W/") || meta.etag.starts_with("W/") => false,
-            (Ok(asked), Some(current)) => asked == current,
+            (Ok(asked), Some(current)) => asked == *current,
             _ => false,
         };
     }
-    httpdate::parse_http_date(text)
-        .is_ok_and(|date| http_seconds(date) == http_seconds(meta.modified))
+    httpdate::parse_http_date(text).is_ok_and(|date| http_seconds(date) == http_seconds(modified))
 }
 
 /// Decides the response for `method` and the request `headers` on a file with metadata `meta`:
@@ -225,23 +268,29 @@ pub fn serve_decision(
         };
     }
     let etag = etag_of(meta);
+    let modified = http_time(meta.modified);
     // Validators go on every answer about the file, 304 included.
     if let Some(etag) = &etag {
         headers.typed_insert(etag.clone());
     }
-    headers.typed_insert(LastModified::from(meta.modified));
+    headers.typed_insert(LastModified::from(modified));
     let cache_control = match meta.visibility {
         Visibility::Public => config.cache_control.clone(),
         Visibility::Private => config.private_cache_control.clone(),
     };
     headers.insert(CACHE_CONTROL, cache_control);
 
-    let precondition_failed = if let Some(if_match) = request.typed_get::<IfMatch>() {
-        !etag
-            .as_ref()
-            .is_some_and(|e| if_match.precondition_passes(e))
+    // A tag with a blank in it matches no file; `*` matches any existing file, whatever its
+    // own tag looks like (RFC 9110 13.1.1).
+    let precondition_failed = if header_has_blank_tag(request, &IF_MATCH) {
+        true
+    } else if let Some(if_match) = request.typed_get::<IfMatch>() {
+        !(if_match.is_any()
+            || etag
+                .as_ref()
+                .is_some_and(|e| if_match.precondition_passes(e)))
     } else if let Some(since) = request.typed_get::<IfUnmodifiedSince>() {
-        !since.precondition_passes(meta.modified)
+        !since.precondition_passes(modified)
     } else {
         false
     };
@@ -253,11 +302,15 @@ pub fn serve_decision(
             body: BodyPlan::Empty,
         };
     }
-    let not_modified = if let Some(if_none_match) = request.typed_get::<IfNoneMatch>() {
-        etag.as_ref()
-            .is_some_and(|e| !if_none_match.precondition_passes(e))
+    let not_modified = if header_has_blank_tag(request, &IF_NONE_MATCH) {
+        false
+    } else if let Some(if_none_match) = request.typed_get::<IfNoneMatch>() {
+        if_none_match == IfNoneMatch::any()
+            || etag
+                .as_ref()
+                .is_some_and(|e| !if_none_match.precondition_passes(e))
     } else if let Some(since) = request.typed_get::<IfModifiedSince>() {
-        !since.is_modified(meta.modified)
+        !since.is_modified(modified)
     } else {
         false
     };
@@ -287,7 +340,7 @@ pub fn serve_decision(
         .filter(|_| {
             request
                 .get(IF_RANGE)
-                .is_none_or(|v| if_range_allows(v, meta))
+                .is_none_or(|v| if_range_allows(v, meta, etag.as_ref(), modified))
         })
         .and_then(|v| v.to_str().ok());
     let size = meta.size;
@@ -449,6 +502,17 @@ pub fn plain_text(status: StatusCode, text: String) -> Response<ResponseBody> {
     );
     headers.insert(NOSNIFF, HeaderValue::from_static("nosniff"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// [`plain_text`] as an HTML page (`text/html; charset=utf-8`), same headers otherwise: for the
+/// small pages an app renders around its uploads (the text is the caller's, escaped by it).
+pub fn html_page(status: StatusCode, page: String) -> Response<ResponseBody> {
+    let mut response = plain_text(status, page);
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     response
 }
 

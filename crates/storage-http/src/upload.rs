@@ -2,6 +2,8 @@
 //! a safe basename, a content-type allow-list checked against the sniffed bytes, and an image
 //! policy.
 
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt};
@@ -19,6 +21,15 @@ pub const MAX_TEXT_FIELD: usize = 64 * 1024;
 /// How many leading bytes are read before a file is stored, to sniff its type.
 const SNIFF_BYTES: usize = 8 * 1024;
 
+/// Longest multipart boundary (RFC 2046 section 5.1.1: 1 to 70 characters).
+const MAX_BOUNDARY_LEN: usize = 70;
+
+/// Longest preamble before the first part, and longest header block of one part, in bytes. The
+/// multipart parser keeps each whole in memory and searches it again each time more arrives, so
+/// without this cap one part's headers could fill the request limit and cost time that grows
+/// with its square. A browser's part headers take a few hundred bytes.
+const MAX_PART_HEADERS: usize = 16 * 1024;
+
 /// What an upload accepts.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -29,6 +40,10 @@ pub struct UploadPolicy {
     pub max_request_size: u64,
     /// Most files in one request (default 20).
     pub max_files: usize,
+    /// Most parts, text fields and files together, in one request (default 1000, as Django's
+    /// `DATA_UPLOAD_MAX_NUMBER_FIELDS`); each text field is kept in memory in
+    /// [`Upload::fields`].
+    pub max_parts: usize,
     /// Accepted types (`type/subtype` or `type/*`), checked against the sniffed bytes; `None`
     /// accepts any.
     pub allowed_types: Option<Vec<String>>,
@@ -38,6 +53,15 @@ pub struct UploadPolicy {
     pub field: Option<String>,
     /// How files are named and stored (`upload_to`, visibility, ...).
     pub save: SaveOptions,
+    /// Longest wait for the next bytes of the body (default 60 s, nginx's
+    /// `client_body_timeout`); a stalled upload is refused and stores nothing.
+    pub idle_timeout: Duration,
+    /// Slowest accepted upload, in bytes per second on average once [`Self::rate_grace`] has
+    /// passed (default 1 KiB/s): a body trickled in a byte at a time cannot hold a connection
+    /// and a half-written file for hours.
+    pub min_rate: u64,
+    /// How long an upload may start slowly before [`Self::min_rate`] applies (default 30 s).
+    pub rate_grace: Duration,
 }
 
 impl Default for UploadPolicy {
@@ -46,10 +70,14 @@ impl Default for UploadPolicy {
             max_file_size: 100 << 20,
             max_request_size: 1 << 30,
             max_files: 20,
+            max_parts: 1000,
             allowed_types: None,
             image: None,
             field: None,
             save: SaveOptions::default(),
+            idle_timeout: Duration::from_secs(60),
+            min_rate: 1024,
+            rate_grace: Duration::from_secs(30),
         }
     }
 }
@@ -78,6 +106,23 @@ impl UploadPolicy {
     #[must_use]
     pub fn max_files(mut self, files: usize) -> Self {
         self.max_files = files;
+        self
+    }
+
+    /// Refuse an upload that sends nothing for `idle`, or that averages under `min_rate` bytes
+    /// a second once `grace` has passed (slowloris bodies).
+    #[must_use]
+    pub fn slow_upload_limits(mut self, idle: Duration, min_rate: u64, grace: Duration) -> Self {
+        self.idle_timeout = idle;
+        self.min_rate = min_rate;
+        self.rate_grace = grace;
+        self
+    }
+
+    /// Most parts (text fields and files together) per request.
+    #[must_use]
+    pub fn max_parts(mut self, parts: usize) -> Self {
+        self.max_parts = parts;
         self
     }
 
@@ -151,6 +196,21 @@ impl UploadTarget {
     }
 }
 
+/// Runs an adapter's `pump` (which feeds the request body into the channel `save` reads) until
+/// `save` is done: when the save ends early (a refusal, a stalled body), the pump is dropped at
+/// once instead of waiting on a client that may never send another byte.
+pub async fn until_saved<T>(
+    save: impl std::future::Future<Output = T>,
+    pump: impl std::future::Future<Output = ()>,
+) -> T {
+    let save = std::pin::pin!(save);
+    let pump = std::pin::pin!(pump);
+    match futures::future::select(save, pump).await {
+        futures::future::Either::Left((saved, _pump)) => saved,
+        futures::future::Either::Right(((), save)) => save.await,
+    }
+}
+
 /// One stored file of an upload.
 #[derive(Debug, Clone)]
 pub struct SavedUpload {
@@ -187,7 +247,241 @@ fn multipart_error(e: multer::Error, policy: &UploadPolicy) -> Error {
         multer::Error::FieldSizeExceeded { .. } => Error::TooLarge {
             limit: policy.max_file_size,
         },
+        multer::Error::StreamReadFailed(source) if source.is::<PartHeadersTooLong>() => {
+            bad_request(PartHeadersTooLong.to_string())
+        }
+        multer::Error::StreamReadFailed(source) if source.is::<TooSlow>() => {
+            bad_request(source.to_string())
+        }
         other => bad_request(format!("malformed multipart body: {other}")),
+    }
+}
+
+/// What [`paced`] ends a slow body with.
+#[derive(Debug)]
+struct TooSlow(String);
+
+impl std::fmt::Display for TooSlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TooSlow {}
+
+/// The body, ended with [`TooSlow`] when nothing comes for the policy's idle timeout or, after
+/// its grace period, the average rate falls under its minimum.
+fn paced<S, E>(
+    body: S,
+    policy: &UploadPolicy,
+) -> impl Stream<Item = Result<Bytes, storage_core::BoxError>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    let (idle, min_rate, grace) = (policy.idle_timeout, policy.min_rate, policy.rate_grace);
+    let started = tokio::time::Instant::now();
+    let state = (Box::pin(body), 0u64, false);
+    futures::stream::unfold(state, move |(mut body, mut received, done)| async move {
+        if done {
+            return None;
+        }
+        let slow = |why: String| -> storage_core::BoxError { Box::new(TooSlow(why)) };
+        match tokio::time::timeout(idle, body.next()).await {
+            Err(_) => Some((
+                Err(slow(format!(
+                    "the upload stalled: no data for {} s",
+                    idle.as_secs()
+                ))),
+                (body, received, true),
+            )),
+            Ok(None) => None,
+            Ok(Some(Err(e))) => Some((Err(e.into()), (body, received, true))),
+            Ok(Some(Ok(chunk))) => {
+                received = received.saturating_add(chunk.len() as u64);
+                let elapsed = started.elapsed();
+                let floor = min_rate.saturating_mul(elapsed.as_secs());
+                if elapsed > grace && received < floor {
+                    let why = format!(
+                        "the upload is too slow: {received} bytes in {} s, under {} a second",
+                        elapsed.as_secs(),
+                        human_size(min_rate)
+                    );
+                    return Some((Err(slow(why)), (body, received, true)));
+                }
+                Some((Ok(chunk), (body, received, false)))
+            }
+        }
+    })
+}
+
+/// What [`HeaderBudget`] ends the body with.
+#[derive(Debug)]
+struct PartHeadersTooLong;
+
+impl std::fmt::Display for PartHeadersTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "part headers or preamble longer than {} KiB",
+            MAX_PART_HEADERS / 1024
+        )
+    }
+}
+
+impl std::error::Error for PartHeadersTooLong {}
+
+/// Where [`HeaderBudget`] is in the multipart framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// Before the first `--boundary`.
+    Preamble,
+    /// Just after a `--boundary`: `--` ends the body, else padding and CRLF open a part.
+    AfterDelimiter,
+    /// A part's header lines, up to the blank line.
+    Headers,
+    /// A part's content, up to the next `CRLF--boundary`.
+    Content,
+    /// The end (or a framing error the parser reports itself): nothing more to watch.
+    Done,
+    /// A preamble or header block was too long.
+    Overflow,
+}
+
+/// Follows the raw body's multipart framing beside the parser (the same delimiters `multer`
+/// looks for), counting the preamble and each part's header block, so a body whose preamble or
+/// part headers pass [`MAX_PART_HEADERS`] is cut off there instead of being buffered up to the
+/// request limit. Content is only scanned for the next delimiter, never held.
+#[derive(Debug)]
+struct HeaderBudget {
+    /// `--boundary`, which ends the preamble.
+    first: Vec<u8>,
+    /// `CRLF--boundary`, which ends a part's content.
+    delimiter: Vec<u8>,
+    framing: Framing,
+    /// The tail of the last chunk that may be the start of what is looked for.
+    carry: Vec<u8>,
+    /// Bytes of the current preamble or header block.
+    counted: usize,
+}
+
+impl HeaderBudget {
+    fn new(boundary: &str) -> Self {
+        Self {
+            first: format!("--{boundary}").into_bytes(),
+            delimiter: format!("\r\n--{boundary}").into_bytes(),
+            framing: Framing::Preamble,
+            carry: Vec::new(),
+            counted: 0,
+        }
+    }
+
+    /// Follows the next chunk of the body; false once a preamble or header block is too long.
+    fn follow(&mut self, chunk: &[u8]) -> bool {
+        if matches!(self.framing, Framing::Done | Framing::Overflow) {
+            return self.framing == Framing::Done;
+        }
+        let mut data = std::mem::take(&mut self.carry);
+        data.extend_from_slice(chunk);
+        let mut rest = data.as_slice();
+        loop {
+            match self.framing {
+                Framing::Done => return true,
+                Framing::Overflow => return false,
+                Framing::Preamble => match find(rest, &self.first) {
+                    Some(at) => {
+                        self.counted += at;
+                        if !self.within_budget() {
+                            return false;
+                        }
+                        self.counted = 0;
+                        rest = rest.get(at + self.first.len()..).unwrap_or_default();
+                        self.framing = Framing::AfterDelimiter;
+                    }
+                    None => return self.hold(rest, self.first.len() - 1, true),
+                },
+                Framing::AfterDelimiter => {
+                    if rest.len() < 2 {
+                        return self.hold(rest, rest.len(), false);
+                    }
+                    if rest.starts_with(b"--") {
+                        self.framing = Framing::Done;
+                        continue;
+                    }
+                    let padding = rest
+                        .iter()
+                        .take_while(|b| **b == b' ' || **b == b'\t')
+                        .count();
+                    self.counted += padding;
+                    rest = rest.get(padding..).unwrap_or_default();
+                    if rest.len() < 2 {
+                        return self.hold(rest, rest.len(), false);
+                    }
+                    if rest.starts_with(b"\r\n") {
+                        rest = rest.get(2..).unwrap_or_default();
+                        self.framing = Framing::Headers;
+                    } else {
+                        // Not multipart framing: the parser refuses the body itself.
+                        self.framing = Framing::Done;
+                    }
+                }
+                Framing::Headers => match find(rest, b"\r\n\r\n") {
+                    Some(at) => {
+                        self.counted += at + 4;
+                        if !self.within_budget() {
+                            return false;
+                        }
+                        rest = rest.get(at + 4..).unwrap_or_default();
+                        self.framing = Framing::Content;
+                    }
+                    None => return self.hold(rest, 3, true),
+                },
+                Framing::Content => match find(rest, &self.delimiter) {
+                    Some(at) => {
+                        rest = rest.get(at + self.delimiter.len()..).unwrap_or_default();
+                        self.counted = 0;
+                        self.framing = Framing::AfterDelimiter;
+                    }
+                    None => return self.hold(rest, self.delimiter.len() - 1, false),
+                },
+            }
+            if !self.within_budget() {
+                return false;
+            }
+        }
+    }
+
+    /// Keeps the last `keep` bytes of `rest` for the next chunk, counts the others when asked,
+    /// and says whether the budget still holds.
+    fn hold(&mut self, rest: &[u8], keep: usize, count: bool) -> bool {
+        let split = rest.len().saturating_sub(keep);
+        let (done, kept) = rest.split_at(split);
+        if count {
+            self.counted += done.len();
+        }
+        self.carry = kept.to_vec();
+        self.within_budget()
+    }
+
+    fn within_budget(&mut self) -> bool {
+        if self.counted > MAX_PART_HEADERS {
+            self.framing = Framing::Overflow;
+        }
+        self.framing != Framing::Overflow
+    }
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, tail) = needle.split_first()?;
+    let mut from = 0;
+    loop {
+        let at = from + haystack.get(from..)?.iter().position(|b| *b == first)?;
+        match haystack.get(at + 1..at + needle.len()) {
+            Some(next) if next == tail => return Some(at),
+            Some(_) => from = at + 1,
+            None => return None,
+        }
     }
 }
 
@@ -207,6 +501,21 @@ where
 {
     let boundary = multer::parse_boundary(content_type)
         .map_err(|_| bad_request("expected a multipart/form-data body with a boundary"))?;
+    if boundary.is_empty() || boundary.len() > MAX_BOUNDARY_LEN {
+        return Err(bad_request(format!(
+            "the multipart boundary is empty or longer than {MAX_BOUNDARY_LEN} characters"
+        )));
+    }
+    let mut budget = HeaderBudget::new(&boundary);
+    let body = paced(body, policy);
+    let body = body.map(move |chunk| -> Result<Bytes, storage_core::BoxError> {
+        let chunk = chunk?;
+        if budget.follow(&chunk) {
+            Ok(chunk)
+        } else {
+            Err(Box::new(PartHeadersTooLong))
+        }
+    });
     let constraints = multer::Constraints::new().size_limit(
         multer::SizeLimit::new()
             .whole_stream(policy.max_request_size)
@@ -231,12 +540,20 @@ async fn read_fields(
     policy: &UploadPolicy,
     upload: &mut Upload,
 ) -> Result<(), Error> {
-    // Bounded by the request size limit: every field consumes body bytes.
+    // Bounded by the request size limit and `max_parts`.
+    let mut parts = 0usize;
     while let Some(mut field) = multipart
         .next_field()
         .await
         .map_err(|e| multipart_error(e, policy))?
     {
+        parts += 1;
+        if parts > policy.max_parts {
+            return Err(bad_request(format!(
+                "more than {} parts in one request",
+                policy.max_parts
+            )));
+        }
         let field_name = field.name().unwrap_or_default().to_owned();
         let Some(client_name) = field.file_name().map(str::to_owned) else {
             let mut text = BytesMut::new();
@@ -435,6 +752,36 @@ fn check_content(
         }
     }
     Ok((stored, image))
+}
+
+/// A size for people: `1 MiB`, `1.5 GiB`, `512 B` (binary units, by the `bytesize` crate).
+pub fn human_size(bytes: u64) -> String {
+    bytesize::ByteSize::b(bytes).display().iec().to_string()
+}
+
+/// Why an upload was refused, as a sentence a person can act on: a limit in binary units, what
+/// was found and what is accepted, and nothing of the backend for a fault on the server's side.
+/// For pages and messages shown to users; [`error_response`](crate::error_response) stays the
+/// answer for programs.
+pub fn refusal_message(error: &Error) -> String {
+    match error {
+        Error::TooLarge { limit } => {
+            format!("the upload is larger than the {} limit", human_size(*limit))
+        }
+        Error::UnsupportedType { reason } => reason.clone(),
+        Error::BadRequest { reason } => format!("the upload could not be read ({reason})"),
+        Error::InvalidName { .. } | Error::SuspiciousPath { .. } => {
+            format!("the file name is not acceptable ({error})")
+        }
+        // Trying again will not help: this storage cannot do what was asked.
+        Error::NotSupported { operation, .. } => {
+            format!("this storage cannot do that ({operation})")
+        }
+        other if crate::status_for(other).is_server_error() => {
+            "the storage is unavailable, try again later".to_owned()
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Types without a magic number, which sniffing cannot confirm or refute.

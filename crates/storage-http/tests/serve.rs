@@ -640,3 +640,82 @@ async fn private_files_need_a_signature_or_the_apps_permission() -> Result<()> {
     assert_eq!(served.status(), StatusCode::OK);
     Ok(())
 }
+
+/// Found by fuzzing (fuzz/regressions/ranges_and_conditionals): a file modified before 1970 or
+/// after 9999 made the HTTP date code panic; a blank inside an entity tag tripped a debug
+/// assertion in the `headers` crate; `If-Match: *` failed and `If-None-Match: *` never matched
+/// when the file's own tag did not parse.
+#[test]
+fn fuzzed_validators_never_panic_and_star_matches_any_file() -> Result<()> {
+    let name = storage_core::Name::new("f.txt")?;
+    let decide = |meta: &storage_core::FileMeta, pairs: &[(&'static str, &str)]| {
+        storage_http::serve_decision(&Method::GET, &request(pairs), meta, &ServeConfig::new())
+            .status
+    };
+    // Clamped into what an HTTP date can say: exactly one right answer each.
+    let cases = [
+        (
+            SystemTime::UNIX_EPOCH - Duration::from_secs(3),
+            "Thu, 01 Jan 1970 00:00:00 GMT",
+            StatusCode::NOT_MODIFIED,
+            StatusCode::OK,
+        ),
+        (
+            SystemTime::UNIX_EPOCH + Duration::from_secs(700_060_666_066),
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            StatusCode::OK,
+            StatusCode::PRECONDITION_FAILED,
+        ),
+    ];
+    for (modified, last_modified, if_modified_since, if_unmodified_since) in cases {
+        let meta = storage_core::FileMeta::new(name.clone(), 10, [7; 32], modified);
+        let plain =
+            storage_http::serve_decision(&Method::GET, &request(&[]), &meta, &ServeConfig::new());
+        assert_eq!(plain.status, StatusCode::OK);
+        assert_eq!(
+            plain
+                .headers
+                .get("last-modified")
+                .and_then(|v| v.to_str().ok()),
+            Some(last_modified)
+        );
+        let date = "Sat, 01 Jan 2000 00:00:00 GMT";
+        assert_eq!(
+            decide(&meta, &[("if-modified-since", date)]),
+            if_modified_since
+        );
+        assert_eq!(
+            decide(&meta, &[("if-unmodified-since", date)]),
+            if_unmodified_since
+        );
+    }
+    let meta = storage_core::FileMeta::new(name.clone(), 10, [7; 32], SystemTime::now());
+    assert_eq!(
+        decide(&meta, &[("if-match", "\" x\"")]),
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(
+        decide(&meta, &[("if-none-match", "\"a b\"")]),
+        StatusCode::OK
+    );
+    assert_eq!(
+        decide(&meta, &[("range", "bytes=0-1"), ("if-range", "\"a\tb\"")]),
+        StatusCode::OK
+    );
+    let odd =
+        storage_core::FileMeta::without_checksum(name, 10, "\"a b\"".to_owned(), SystemTime::now());
+    assert_eq!(decide(&odd, &[]), StatusCode::OK);
+    assert_eq!(decide(&odd, &[("if-match", "*")]), StatusCode::OK);
+    assert_eq!(
+        decide(&odd, &[("if-none-match", "*")]),
+        StatusCode::NOT_MODIFIED
+    );
+    let unparsable = storage_core::FileMeta::without_checksum(
+        storage_core::Name::new("g.txt")?,
+        10,
+        String::new(),
+        SystemTime::now(),
+    );
+    assert_eq!(decide(&unparsable, &[("if-match", "*")]), StatusCode::OK);
+    Ok(())
+}

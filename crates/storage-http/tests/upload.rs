@@ -4,8 +4,11 @@
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 use bytes::Bytes;
+use futures::StreamExt;
 use storage_core::{Error, InMemoryStorage, Result, SaveOptions, Storage, StorageExt, UploadTo};
-use storage_http::{save_multipart, ImagePolicy, ImageSize, Upload, UploadPolicy};
+use storage_http::{
+    human_size, refusal_message, save_multipart, ImagePolicy, ImageSize, Upload, UploadPolicy,
+};
 
 const BOUNDARY: &str = "XyZzY-boundary";
 
@@ -154,6 +157,13 @@ async fn limits_refuse_the_whole_request_and_store_nothing() -> Result<()> {
         matches!(result, Err(Error::TooLarge { limit: 100_000 })),
         "{result:?}"
     );
+    // What a person is told: the limit in binary units.
+    let told = result
+        .as_ref()
+        .err()
+        .map(refusal_message)
+        .unwrap_or_default();
+    assert_eq!(told, "the upload is larger than the 97.7 KiB limit");
     assert_eq!(
         stored_count(&storage).await,
         0,
@@ -260,6 +270,17 @@ async fn image_policy_reports_size_and_refuses_non_images() -> Result<()> {
             matches!(result, Err(Error::UnsupportedType { .. })),
             "{name}: {result:?}"
         );
+        let told = result
+            .as_ref()
+            .err()
+            .map(refusal_message)
+            .unwrap_or_default();
+        let expected = if name == "huge.png" {
+            "'huge.png' is 5000x10, larger than the 2000x2000 allowed"
+        } else {
+            "'fake.png' is not an image"
+        };
+        assert_eq!(told, expected);
     }
     assert_eq!(stored_count(&storage).await, 1);
     Ok(())
@@ -307,6 +328,100 @@ async fn bad_requests_and_names() -> Result<()> {
     let saved = upload(&storage, multipart(&parts), &only).await?;
     assert_eq!(saved.files.len(), 1);
     assert_eq!(saved.files[0].meta.name.as_str(), "b.txt");
+    assert_eq!(stored_count(&storage).await, 1);
+    Ok(())
+}
+
+#[test]
+fn sizes_for_people_and_server_faults_without_detail() {
+    assert_eq!(human_size(512), "512 B");
+    assert_eq!(human_size(1 << 20), "1.0 MiB");
+    assert_eq!(human_size(100 << 20), "100.0 MiB");
+    let words = |e: Error| refusal_message(&e);
+    assert_eq!(
+        words(Error::BadRequest {
+            reason: "too many files (at most 2)".to_owned()
+        }),
+        "the upload could not be read (too many files (at most 2))"
+    );
+    let bad_name = storage_core::Name::new("../x")
+        .err()
+        .map(words)
+        .unwrap_or_default();
+    assert!(
+        bad_name.starts_with("the file name is not acceptable (") && bad_name.contains("../x"),
+        "{bad_name}"
+    );
+    // Not a fault to retry: the storage cannot do it at all.
+    let cannot = words(Error::NotSupported {
+        backend: "filesystem",
+        operation: "private files".to_owned(),
+    });
+    assert_eq!(cannot, "this storage cannot do that (private files)");
+    let fault = Error::backend(
+        "database",
+        "connect to db.internal:5432".to_owned(),
+        "refused",
+    );
+    let told = refusal_message(&fault);
+    assert!(told.contains("unavailable"), "{told}");
+    assert!(!told.contains("db.internal"), "{told}");
+}
+
+/// A body that stops sending is refused after the idle timeout, and one that trickles under the
+/// minimum rate after the grace period; neither stores anything.
+#[tokio::test]
+async fn stalled_and_trickled_bodies_are_refused() -> Result<()> {
+    let storage = InMemoryStorage::new();
+    let policy = UploadPolicy::new().slow_upload_limits(
+        std::time::Duration::from_millis(300),
+        1000,
+        std::time::Duration::from_millis(500),
+    );
+    let body = multipart(&[file("f", "a.txt", "text/plain", vec![b'a'; 5000])]);
+    let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    // 100 bytes, then nothing.
+    let head: Vec<Result<Bytes, std::io::Error>> = vec![Ok(Bytes::copy_from_slice(&body[..100]))];
+    let stalled = futures::stream::iter(head).chain(futures::stream::pending());
+    // Bounded: a broken guard fails the test instead of hanging it.
+    let result = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        save_multipart(&storage, &content_type, stalled, &policy),
+    )
+    .await
+    .map_err(|e| Error::backend("test", "not refused in time", e))?;
+    let told = result
+        .as_ref()
+        .err()
+        .map(refusal_message)
+        .unwrap_or_default();
+    assert!(told.contains("stalled"), "{result:?}");
+    // 10 bytes every 100 ms: 100 B/s, under the 1000 B/s floor once 500 ms have passed.
+    let trickle = futures::stream::iter(
+        body.chunks(10)
+            .map(Bytes::copy_from_slice)
+            .collect::<Vec<_>>(),
+    )
+    .then(|chunk| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        Ok::<_, std::io::Error>(chunk)
+    });
+    // Bounded: a broken guard fails the test instead of hanging it.
+    let result = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        save_multipart(&storage, &content_type, trickle, &policy),
+    )
+    .await
+    .map_err(|e| Error::backend("test", "not refused in time", e))?;
+    let told = result
+        .as_ref()
+        .err()
+        .map(refusal_message)
+        .unwrap_or_default();
+    assert!(told.contains("too slow"), "{result:?}");
+    assert_eq!(stored_count(&storage).await, 0);
+    // The same body at full speed is stored.
+    upload(&storage, body, &policy).await?;
     assert_eq!(stored_count(&storage).await, 1);
     Ok(())
 }

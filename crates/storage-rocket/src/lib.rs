@@ -302,8 +302,7 @@ pub async fn receive_upload(
         }
     };
     let save = target.save_multipart(&content_type, rx);
-    let (saved, ()) = futures::join!(save, pump);
-    saved
+    storage_http::until_saved(save, pump).await
 }
 
 #[rocket::async_trait]
@@ -311,16 +310,118 @@ impl<'r> FromData<'r> for Uploaded {
     type Error = Error;
 
     async fn from_data(request: &'r Request<'_>, data: Data<'r>) -> DataOutcome<'r, Self> {
-        let Some(target) = request.rocket().state::<UploadTarget>() else {
-            let e = Error::NotSupported {
-                backend: "rocket",
-                operation: "uploads without StorageFairing::uploads".to_owned(),
-            };
-            return DataOutcome::Error((Status::InternalServerError, e));
+        let target = request.rocket().state::<UploadTarget>();
+        let missing = || "uploads without StorageFairing::uploads".to_owned();
+        upload_outcome(target, missing, request, data, Uploaded).await
+    }
+}
+
+/// The data guards' one path: stream the body into `target`, or say which state is missing.
+async fn upload_outcome<'r, T>(
+    target: Option<&UploadTarget>,
+    missing: impl FnOnce() -> String,
+    request: &'r Request<'_>,
+    data: Data<'r>,
+    wrap: impl FnOnce(Upload) -> T,
+) -> DataOutcome<'r, T, Error> {
+    let Some(target) = target else {
+        let e = Error::NotSupported {
+            backend: "rocket",
+            operation: missing(),
         };
-        match receive_upload(target, request, data).await {
-            Ok(upload) => DataOutcome::Success(Uploaded(upload)),
-            Err(e) => DataOutcome::Error((Status::new(storage_http::status_for(&e).as_u16()), e)),
+        return DataOutcome::Error((Status::InternalServerError, e));
+    };
+    match receive_upload(target, request, data).await {
+        Ok(upload) => DataOutcome::Success(wrap(upload)),
+        Err(e) => DataOutcome::Error((Status::new(storage_http::status_for(&e).as_u16()), e)),
+    }
+}
+
+/// A second (third, ...) upload policy in one app: rocket keeps one state per type, so each
+/// route's target is told apart by a marker type `K` of the app's own. Manage
+/// `UploadTargetFor::<Private>::new(target)` and take [`UploadedFor<Private>`] in the route.
+///
+/// ```
+/// use std::sync::Arc;
+/// use rocket::{post, routes};
+/// use storage_core::{Error, InMemoryStorage, Storage, Visibility, SaveOptions};
+/// use storage_http::UploadPolicy;
+/// use storage_rocket::{UploadTarget, UploadTargetFor, UploadedFor};
+///
+/// /// The private uploads' route.
+/// struct Private;
+///
+/// #[post("/private", data = "<upload>")]
+/// fn private(upload: Result<UploadedFor<Private>, Error>) -> String {
+///     upload.map_or_else(|e| e.to_string(), |u| u.into_inner().files.len().to_string())
+/// }
+///
+/// let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
+/// let policy = UploadPolicy::new().save_options(SaveOptions::new().visibility(Visibility::Private));
+/// let rocket = rocket::build()
+///     .manage(UploadTargetFor::<Private>::new(UploadTarget::new(storage, policy)))
+///     .mount("/", routes![private]);
+/// # drop(rocket);
+/// ```
+pub struct UploadTargetFor<K> {
+    target: UploadTarget,
+    route: std::marker::PhantomData<fn() -> K>,
+}
+
+impl<K> UploadTargetFor<K> {
+    /// The target of the routes that take [`UploadedFor<K>`].
+    pub fn new(target: UploadTarget) -> Self {
+        Self {
+            target,
+            route: std::marker::PhantomData,
         }
+    }
+}
+
+impl<K> std::fmt::Debug for UploadTargetFor<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("UploadTargetFor")
+            .field(&self.target)
+            .finish()
+    }
+}
+
+/// Data guard: [`Uploaded`] under the managed [`UploadTargetFor<K>`] instead of the fairing's
+/// [`UploadTarget`].
+pub struct UploadedFor<K> {
+    upload: Upload,
+    route: std::marker::PhantomData<fn() -> K>,
+}
+
+impl<K> UploadedFor<K> {
+    /// What the request stored.
+    pub fn into_inner(self) -> Upload {
+        self.upload
+    }
+}
+
+impl<K> std::fmt::Debug for UploadedFor<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("UploadedFor").field(&self.upload).finish()
+    }
+}
+
+#[rocket::async_trait]
+impl<'r, K: 'static> FromData<'r> for UploadedFor<K> {
+    type Error = Error;
+
+    async fn from_data(request: &'r Request<'_>, data: Data<'r>) -> DataOutcome<'r, Self> {
+        let target = request.rocket().state::<UploadTargetFor<K>>();
+        let missing = || {
+            format!(
+                "uploads without a managed UploadTargetFor<{}>",
+                std::any::type_name::<K>()
+            )
+        };
+        let wrap = |upload| UploadedFor {
+            upload,
+            route: std::marker::PhantomData,
+        };
+        upload_outcome(target.map(|t| &t.target), missing, request, data, wrap).await
     }
 }
