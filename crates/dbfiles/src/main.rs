@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! dbfiles [--storage URL] migrate
-//! dbfiles put LOCAL [NAME] [--overwrite] [--private] [--content-type TYPE] [--keep-name]
+//! dbfiles put LOCAL [NAME] [--overwrite] [--private|--public] [--content-type TYPE] [--keep-name]
 //! dbfiles get NAME [LOCAL|-]
 //! dbfiles ls [DIR] [--long]
 //! dbfiles stat NAME [--json]
@@ -13,6 +13,7 @@
 //! dbfiles cleanup [--reference TABLE.COLUMN...] [--older-than SECS] [--dry-run] [--database URL]
 //! dbfiles sweep [--pending-older-than SECS] [--retired-older-than SECS]
 //! dbfiles serve [--addr 127.0.0.1:8000] [--framework axum|actix|rocket] [--prefix /media/]
+//!               [--max-upload BYTES]
 //! ```
 //!
 //! The storage URL comes from `--storage`, else `DBFILES_STORAGE`, else `sqlite://media.db`:
@@ -391,7 +392,7 @@ async fn run(cli: Cli) -> Result<()> {
             let server = dbfiles::server::start(framework, storage, options).await?;
             println_out(&format!(
                 "serving {} on http://{} with {framework}; files under {}; Ctrl-C stops",
-                cli.storage,
+                storage_diesel::redact_url(&cli.storage),
                 server.addr(),
                 prefix
             ))
@@ -405,7 +406,17 @@ async fn run(cli: Cli) -> Result<()> {
                 return Err(Error::NotFound { name: dir });
             }
             let source = storage_core::FileSystemStorage::new(&dir)?;
-            let report = dbfiles::maintenance::copy_all(&source, storage.as_ref(), "load").await?;
+            // Entries no stored name can hold are failures, said one by one, never skipped.
+            // A walk of the directory on the blocking pool, not on the runtime's threads.
+            let walked = std::path::PathBuf::from(&dir);
+            let refused = tokio::task::spawn_blocking(move || {
+                dbfiles::maintenance::report_unloadable(&walked)
+            })
+            .await
+            .map_err(|e| Error::backend("dbfiles", "the directory walk failed", e))?;
+            let mut report =
+                dbfiles::maintenance::copy_all(&source, storage.as_ref(), "load").await?;
+            report.failed += refused;
             finish(&format!("load: {report}"), report.failed == 0).await
         }
         Command::Dump { dir } => {

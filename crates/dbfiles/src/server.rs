@@ -7,11 +7,12 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::{CONTENT_TYPE, LOCATION};
+use http::header::LOCATION;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use storage_core::{media_url, Error, Result, Storage, StorageExt};
 use storage_http::{
-    error_response, plain_text, ImagePolicy, ResponseBody, ServeConfig, Upload, UploadPolicy,
+    error_response, html_page, human_size, plain_text, refusal_message, status_for, ImagePolicy,
+    ResponseBody, ServeConfig, Upload, UploadPolicy,
 };
 
 /// Which web framework serves.
@@ -161,22 +162,44 @@ fn io_error(what: &str, e: impl Into<storage_core::BoxError>) -> Error {
     Error::backend("server", what.to_owned(), e)
 }
 
-/// The answer to an upload: names, one per line; a browser form gets sent back to the page.
+/// Whether the client asked for a page (a browser's form post) rather than text.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// The answer to an upload: names, one per line; a browser form gets sent back to the page. A
+/// refused upload is told why in words (the limit in MiB, what is accepted): as a page for a
+/// browser's form post, as one line of text otherwise (the page's script shows it).
 fn upload_answer(result: Result<Upload>, headers: &HeaderMap) -> Response<ResponseBody> {
     let upload = match result {
         Ok(upload) => upload,
-        Err(e) => return error_response(&e),
+        Err(e) => {
+            let status = status_for(&e);
+            let message = format!("Upload refused: {}.", refusal_message(&e));
+            if !wants_html(headers) {
+                return plain_text(status, format!("{message}\n"));
+            }
+            return html_page(
+                status,
+                format!(
+                    "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+                     <title>Upload refused</title></head>\n<body>\n<h1>Upload refused</h1>\n\
+                     <p role=\"alert\">{}</p>\n<p>Nothing was stored. <a href=\"/\">Back to the \
+                     files</a></p>\n</body></html>\n",
+                    html_escape::encode_text(&message)
+                ),
+            );
+        }
     };
-    let wants_html = headers
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
     let names: String = upload
         .files
         .iter()
         .map(|f| format!("{}\n", f.meta.name))
         .collect();
-    if !wants_html {
+    if !wants_html(headers) {
         return plain_text(StatusCode::OK, names);
     }
     let mut response = plain_text(StatusCode::SEE_OTHER, String::new());
@@ -189,7 +212,110 @@ fn upload_answer(result: Result<Upload>, headers: &HeaderMap) -> Response<Respon
 /// Most files the index page lists.
 const INDEX_LIMIT: usize = 1000;
 
-/// The page at `/`: the stored files as links, and an upload form.
+/// The page's look: one small stylesheet, no external resources.
+const PAGE_STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;\
+padding:0 1rem;color:#222}.files{list-style:none;padding:0}.files li{display:flex;\
+align-items:center;gap:.75rem;padding:.4rem 0;border-bottom:1px solid #eee}.thumb,.icon{width:64px;\
+height:64px;border-radius:4px;background:#f3f3f3}.thumb{object-fit:cover}.icon{display:flex;\
+align-items:center;justify-content:center;font-size:.7rem;color:#666}.name{flex:1;\
+word-break:break-all}.note{color:#666;font-size:.9rem}#message{padding:.6rem .8rem;\
+border-radius:4px}#message.error{background:#fde8e8;color:#8a1c1c}#message.ok{background:#e8f6ec;\
+color:#1c5e2e}#progress{width:100%}";
+
+/// The page's script: the form is sent with a progress bar, a refusal is shown in words, and
+/// the list is refreshed in place. Without script the form posts as a plain form.
+const PAGE_SCRIPT: &str = r#"(() => {
+  const form = document.getElementById('upload');
+  const button = form.querySelector('button');
+  const box = document.getElementById('progress-box');
+  const bar = document.getElementById('progress');
+  const text = document.getElementById('progress-text');
+  const message = document.getElementById('message');
+  const human = (n) => {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+    return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
+  };
+  const say = (kind, words) => {
+    message.className = kind;
+    message.textContent = words;
+    message.hidden = false;
+  };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', form.action);
+    xhr.setRequestHeader('Accept', 'text/plain');
+    xhr.upload.addEventListener('progress', (e) => {
+      if (!e.lengthComputable) return;
+      const percent = Math.floor((e.loaded * 100) / e.total);
+      bar.value = percent;
+      text.textContent = `${percent}% of ${human(e.total)}`;
+    });
+    const done = () => { button.disabled = false; };
+    xhr.addEventListener('load', async () => {
+      done();
+      if (xhr.status < 200 || xhr.status >= 300) {
+        box.hidden = true;
+        say('error', xhr.responseText.trim() || `Upload refused (${xhr.status}).`);
+        return;
+      }
+      const names = xhr.responseText.trim().split('\n').filter(Boolean);
+      form.reset();
+      say('ok', `Stored ${names.join(', ')}.`);
+      try {
+        const page = await fetch('/', { headers: { Accept: 'text/html' } });
+        const fresh = new DOMParser().parseFromString(await page.text(), 'text/html');
+        const list = fresh.getElementById('files');
+        if (!page.ok || !list) throw new Error(`the list answered ${page.status}`);
+        document.getElementById('files').replaceWith(list);
+      } catch (e) {
+        say('ok', `Stored ${names.join(', ')}. Reload the page to see the list (${e.message}).`);
+      }
+    });
+    xhr.addEventListener('error', () => {
+      done();
+      box.hidden = true;
+      say('error', 'The upload broke off before the server answered; reload the page to see what was stored.');
+    });
+    message.hidden = true;
+    bar.value = 0;
+    text.textContent = '';
+    box.hidden = false;
+    button.disabled = true;
+    xhr.send(new FormData(form));
+  });
+})();"#;
+
+/// One file of the index page: a thumbnail for an image, its name, size and a download link.
+fn index_item(href: &str, name: &str, meta: Option<&storage_core::FileMeta>) -> String {
+    let href = html_escape::encode_double_quoted_attribute(href);
+    let shown = html_escape::encode_text(name);
+    let basename = name.rsplit('/').next().unwrap_or(name);
+    let is_image = meta
+        .and_then(|m| m.content_type.as_deref())
+        .is_some_and(|t| t.starts_with("image/"));
+    let preview = if is_image {
+        format!(
+            "<img class=\"thumb\" src=\"{href}\" alt=\"{}\" loading=\"lazy\">",
+            html_escape::encode_double_quoted_attribute(name)
+        )
+    } else {
+        "<span class=\"icon\">file</span>".to_owned()
+    };
+    let size = meta.map(|m| human_size(m.size)).unwrap_or_default();
+    format!(
+        "<li data-name=\"{}\"><a href=\"{href}\">{preview}</a><a class=\"name\" \
+         href=\"{href}\">{shown}</a><span class=\"note\">{size}</span><a class=\"download\" \
+         href=\"{href}\" download=\"{}\">download</a></li>\n",
+        html_escape::encode_double_quoted_attribute(name),
+        html_escape::encode_double_quoted_attribute(basename),
+    )
+}
+
+/// The page at `/`: the stored files (images as thumbnails) and an upload form with a progress
+/// bar.
 async fn index_page(app: &App) -> Response<ResponseBody> {
     let names = match app.storage.walk_names(INDEX_LIMIT).await {
         Ok(mut names) => {
@@ -200,40 +326,43 @@ async fn index_page(app: &App) -> Response<ResponseBody> {
     };
     let mut items = String::new();
     for name in &names {
+        let meta = app.storage.metadata(name).await.ok();
         // Private files get a signed link when the server has a signer.
-        let href = match app.storage.metadata(name).await {
-            Ok(meta) => storage_core::file_url(
-                "server",
-                Some(&app.options.prefix),
-                app.options.serve.signer.as_ref(),
-                &meta,
-                None,
-            )
-            .unwrap_or_else(|_| media_url(&app.options.prefix, name.as_str())),
-            Err(_) => media_url(&app.options.prefix, name.as_str()),
-        };
-        items.push_str(&format!(
-            "<li><a href=\"{}\">{}</a></li>\n",
-            html_escape::encode_double_quoted_attribute(&href),
-            html_escape::encode_text(name.as_str())
-        ));
+        let href = meta
+            .as_ref()
+            .and_then(|meta| {
+                storage_core::file_url(
+                    "server",
+                    Some(&app.options.prefix),
+                    app.options.serve.signer.as_ref(),
+                    meta,
+                    None,
+                )
+                .ok()
+            })
+            .unwrap_or_else(|| media_url(&app.options.prefix, name.as_str()));
+        items.push_str(&index_item(&href, name.as_str(), meta.as_ref()));
     }
     if items.is_empty() {
         items.push_str("<li><em>nothing stored yet</em></li>\n");
     }
-    let page = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>dbfiles</title>\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\n<body>\n\
-         <h1>dbfiles</h1>\n<form method=\"post\" action=\"/upload\" enctype=\"multipart/form-data\">\
-         <input type=\"file\" name=\"file\" multiple required> <button type=\"submit\">Upload</button></form>\n\
-         <h2>Stored files</h2>\n<ul>\n{items}</ul>\n</body></html>\n"
-    );
-    let mut response = plain_text(StatusCode::OK, page);
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
+    let limit = human_size(app.options.upload.max_file_size);
+    html_page(
+        StatusCode::OK,
+        format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>dbfiles</title>\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <style>{PAGE_STYLE}</style></head>\n<body>\n<h1>dbfiles</h1>\n\
+             <form id=\"upload\" method=\"post\" action=\"/upload\" enctype=\"multipart/form-data\">\
+             <input type=\"file\" name=\"file\" multiple required> <button type=\"submit\">Upload\
+             </button> <span class=\"note\">up to {limit} a file</span></form>\n\
+             <p id=\"progress-box\" hidden><progress id=\"progress\" max=\"100\" value=\"0\">\
+             </progress><span id=\"progress-text\" class=\"note\"></span></p>\n\
+             <p id=\"message\" role=\"alert\" hidden></p>\n\
+             <h2>Stored files</h2>\n<ul id=\"files\" class=\"files\">\n{items}</ul>\n\
+             <script>{PAGE_SCRIPT}</script>\n</body></html>\n"
+        ),
+    )
 }
 
 /// A free loopback port when 0 was asked for (rocket 0.5 cannot report the port it bound).
@@ -251,15 +380,19 @@ mod axum_app {
     use axum::http::HeaderMap;
     use axum::routing::{get, post};
     use axum::Router;
-    use storage_axum::{StorageResponse, UploadTarget, Uploaded};
+    use storage_axum::{StorageResponse, UploadRejected, UploadTarget, Uploaded};
     use storage_core::Result;
 
     async fn index(State(app): State<App>) -> StorageResponse {
         StorageResponse(index_page(&app).await)
     }
 
-    async fn upload(headers: HeaderMap, Uploaded(upload): Uploaded) -> StorageResponse {
-        StorageResponse(upload_answer(Ok(upload), &headers))
+    async fn upload(
+        headers: HeaderMap,
+        upload: Result<Uploaded, UploadRejected>,
+    ) -> StorageResponse {
+        let upload = upload.map(|Uploaded(u)| u).map_err(|UploadRejected(e)| e);
+        StorageResponse(upload_answer(upload, &headers))
     }
 
     pub(super) async fn start(app: App) -> Result<RunningServer> {
@@ -316,16 +449,20 @@ mod axum_app {
 mod actix_app {
     use super::{index_page, io_error, upload_answer, App, RunningServer};
     use actix_web::{web, HttpRequest, HttpResponse};
-    use storage_actix::{into_actix, UploadTarget, Uploaded};
+    use storage_actix::{into_actix, UploadRejected, UploadTarget, Uploaded};
     use storage_core::Result;
 
     async fn index(app: web::Data<App>) -> HttpResponse {
         into_actix(index_page(&app).await)
     }
 
-    async fn upload(request: HttpRequest, Uploaded(upload): Uploaded) -> HttpResponse {
+    async fn upload(
+        request: HttpRequest,
+        upload: Result<Uploaded, UploadRejected>,
+    ) -> HttpResponse {
+        let upload = upload.map(|Uploaded(u)| u).map_err(|UploadRejected(e)| e);
         into_actix(upload_answer(
-            Ok(upload),
+            upload,
             &storage_actix::request_headers(&request),
         ))
     }
@@ -382,14 +519,13 @@ mod actix_app {
 
 mod rocket_app {
     use super::{concrete_addr, index_page, io_error, upload_answer, App, RunningServer};
-    use rocket::data::{Data, FromData, Outcome as DataOutcome};
     use rocket::fairing::AdHoc;
-    use rocket::http::Status;
     use rocket::request::{FromRequest, Outcome, Request};
     use rocket::{get, post, routes, State};
     use storage_core::{Error, Result};
-    use storage_http::Upload;
-    use storage_rocket::{receive_upload, StorageFairing, StorageResponse, UploadTarget, Uploaded};
+    use storage_rocket::{
+        StorageFairing, StorageResponse, UploadTarget, UploadTargetFor, Uploaded, UploadedFor,
+    };
 
     /// The request headers, for the upload answer.
     struct Headers(http::HeaderMap);
@@ -403,34 +539,8 @@ mod rocket_app {
         }
     }
 
-    /// The image route's own policy.
-    struct ImageTarget(UploadTarget);
-
-    /// Uploads under [`ImageTarget`].
-    struct ImageUploaded(Upload);
-
-    #[rocket::async_trait]
-    impl<'r> FromData<'r> for ImageUploaded {
-        type Error = Error;
-
-        async fn from_data(request: &'r Request<'_>, data: Data<'r>) -> DataOutcome<'r, Self> {
-            let Some(ImageTarget(target)) = request.rocket().state::<ImageTarget>() else {
-                return DataOutcome::Error((
-                    Status::InternalServerError,
-                    Error::NotSupported {
-                        backend: "rocket",
-                        operation: "image uploads".to_owned(),
-                    },
-                ));
-            };
-            match receive_upload(target, request, data).await {
-                Ok(upload) => DataOutcome::Success(ImageUploaded(upload)),
-                Err(e) => {
-                    DataOutcome::Error((Status::new(storage_http::status_for(&e).as_u16()), e))
-                }
-            }
-        }
-    }
+    /// The image route's marker: its own upload policy.
+    struct ImageRoute;
 
     #[get("/")]
     async fn index(app: &State<App>) -> StorageResponse {
@@ -446,10 +556,10 @@ mod rocket_app {
     #[post("/upload-image", data = "<upload>")]
     fn upload_image(
         headers: Headers,
-        upload: std::result::Result<ImageUploaded, Error>,
+        upload: std::result::Result<UploadedFor<ImageRoute>, Error>,
     ) -> StorageResponse {
         let Headers(headers) = headers;
-        StorageResponse(upload_answer(upload.map(|ImageUploaded(u)| u), &headers))
+        StorageResponse(upload_answer(upload.map(UploadedFor::into_inner), &headers))
     }
 
     pub(super) async fn start(app: App) -> Result<RunningServer> {
@@ -471,7 +581,7 @@ mod rocket_app {
                     .config(options.serve.clone())
                     .uploads(options.upload.clone()),
             )
-            .manage(ImageTarget(UploadTarget::new(
+            .manage(UploadTargetFor::<ImageRoute>::new(UploadTarget::new(
                 app.storage.clone(),
                 options.image_upload.clone(),
             )))

@@ -14,6 +14,9 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+mod common;
+use common::Serve;
+
 struct Cli {
     storage: String,
     dir: tempfile::TempDir,
@@ -286,50 +289,6 @@ fn unreachable_server_names_the_database_not_the_password() {
     }
 }
 
-/// Starts `dbfiles serve` on a free loopback port; returns the process and its address.
-fn spawn_serve(cli: &Cli, args: &[&str], envs: &[(&str, &str)]) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dbfiles"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .args(args)
-        .env("DBFILES_STORAGE", &cli.storage)
-        .envs(envs.iter().copied())
-        .current_dir(cli.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn dbfiles serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    (child, addr)
-}
-
-/// A raw HTTP/1.1 GET; the whole response as text.
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    response
-}
-
-fn status_of(response: &str) -> &str {
-    response.split_whitespace().nth(1).unwrap_or_default()
-}
-
 #[test]
 fn url_signs_private_files_with_the_secret_serve_checks() {
     let cli = Cli::sqlite();
@@ -349,23 +308,21 @@ fn url_signs_private_files_with_the_secret_serve_checks() {
         "{signed}"
     );
     // Signed with a secret serve still accepts as a previous one.
-    let (mut child, addr) = spawn_serve(
-        &cli,
+    let server = Serve::start(
+        &cli.storage,
+        cli.dir.path(),
         &[],
         &[
             ("DBFILES_SECRET", "new secret"),
             ("DBFILES_OLD_SECRETS", "s3cret"),
         ],
     );
-    let answers = [
-        http_get(&addr, &signed),
-        http_get(&addr, "/media/plan.pdf"),
-        http_get(&addr, &signed.replace("plan.pdf", "open.txt")),
+    let statuses = [
+        server.get(&signed).0,
+        server.get("/media/plan.pdf").0,
+        server.get(&signed.replace("plan.pdf", "open.txt")).0,
     ];
-    let _ = child.kill();
-    let _ = child.wait();
-    let statuses: Vec<&str> = answers.iter().map(|a| status_of(a)).collect();
-    assert_eq!(statuses, ["200", "403", "200"], "signed, unsigned, public");
+    assert_eq!(statuses, [200, 403, 200], "signed, unsigned, public");
 }
 
 #[test]
@@ -450,6 +407,49 @@ fn load_dump_rehash_and_migrate_layout_can_be_run_again() {
     assert!(cli
         .fails(&["load", "/nonexistent-dir"])
         .contains("not found"));
+}
+
+/// Entries no stored name can hold are failures named on stderr, never skipped in silence:
+/// a name that is not UTF-8, a backslash (read as `/`, it would load another file), a
+/// directory with a control character (everything under it); the rest still loads.
+#[test]
+fn load_names_every_entry_it_cannot_take() {
+    use std::os::unix::ffi::OsStrExt;
+    let cli = Cli::sqlite();
+    let media = cli.dir.path().join("media");
+    std::fs::create_dir_all(media.join("bad\u{7}dir")).expect("dirs");
+    std::fs::write(media.join("bad\u{7}dir/inside.txt"), b"x").expect("write");
+    std::fs::write(media.join("good.txt"), b"good").expect("write");
+    std::fs::write(media.join("back\\slash.txt"), b"b").expect("write");
+    std::fs::write(
+        media.join(std::ffi::OsStr::from_bytes(b"latin1-\xe9.txt")),
+        b"l",
+    )
+    .expect("write");
+    // Links are followed as the storage follows them: a dangling one is named.
+    std::os::unix::fs::symlink(media.join("gone.txt"), media.join("dangling.txt")).expect("link");
+    let out = cli.run(&["load", &media.display().to_string()]);
+    assert!(!out.status.success(), "a partial load must fail");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.trim(),
+        "load: 1 copied (4 bytes), 0 unchanged, 4 failed"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for (entry, reason) in [
+        ("back\\slash.txt", "backslash"),
+        ("latin1-", "not UTF-8"),
+        ("bad\u{7}dir", "control character"),
+        ("dangling.txt", "dangling link"),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(entry) && l.contains("not loaded") && l.contains(reason)),
+            "{entry}: {stderr}"
+        );
+    }
+    assert_eq!(cli.ok(&["ls"]), "good.txt\n");
 }
 
 /// With a legacy table on the same database as the chunked one: cleanup with two referencing
@@ -620,47 +620,35 @@ fn serve_answers_over_loopback_and_stops_on_ctrl_c() {
     let private = cli.write("private.txt", b"only through the page");
     cli.ok(&["put", &private]);
     for framework in ["axum", "actix", "rocket"] {
-        let (mut child, addr) = spawn_serve(&cli, &["--framework", framework], &[]);
-        let response = http_get(&addr, "/media/hello.txt");
-        assert_eq!(status_of(&response), "200", "{framework}: {response}");
-        assert!(
-            response.ends_with("hello from serve"),
-            "{framework}: {response}"
+        let mut server = Serve::start(
+            &cli.storage,
+            cli.dir.path(),
+            &["--framework", framework],
+            &[],
         );
+        let (status, body) = server.get("/media/hello.txt");
+        assert_eq!(status, 200, "{framework}: {body}");
+        assert_eq!(body, "hello from serve", "{framework}");
         // Without a configured secret the server signs with one of its own: the page's link to
         // a private file works, the bare path does not.
-        let page = http_get(&addr, "/");
+        let (_, page) = server.get("/");
         let link = page
             .split("href=\"")
             .filter_map(|rest| rest.split('"').next())
             .find(|href| href.starts_with("/media/private.txt?"))
             .unwrap_or_else(|| panic!("{framework}: no signed link in {page}"))
             .replace("&amp;", "&");
-        assert!(
-            http_get(&addr, &link).ends_with("only through the page"),
-            "{framework}"
-        );
         assert_eq!(
-            status_of(&http_get(&addr, "/media/private.txt")),
-            "403",
+            server.get(&link),
+            (200, "only through the page".to_owned()),
             "{framework}"
         );
+        assert_eq!(server.get("/media/private.txt").0, 403, "{framework}");
         // Ctrl-C stops it cleanly (bounded wait).
-        let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-        let mut stopped = false;
-        for _ in 0..100 {
-            if child.try_wait().expect("wait").is_some() {
-                stopped = true;
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        if !stopped {
-            let _ = child.kill();
-        }
-        assert!(stopped, "{framework}: serve did not stop on SIGINT");
+        assert!(
+            server.interrupt(),
+            "{framework}: serve did not stop on SIGINT"
+        );
     }
 }
 
