@@ -271,6 +271,15 @@ async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
         get("upload over the limit", "/upload", 413)
             .method(reqwest::Method::POST)
             .multipart("file", "big.bin", "application/octet-stream", &big),
+        // A browser's form post without script: back to the page, or a page saying why.
+        get("form post", "/upload", 303)
+            .method(reqwest::Method::POST)
+            .header("accept", "text/html")
+            .multipart("file", "form.txt", "text/plain", b"from a form"),
+        get("form post over the limit", "/upload", 413)
+            .method(reqwest::Method::POST)
+            .header("accept", "text/html")
+            .multipart("file", "big.bin", "application/octet-stream", &big),
         get("non-image to image route", "/upload-image", 415)
             .method(reqwest::Method::POST)
             .multipart("file", "x.png", "image/png", b"not an image"),
@@ -368,6 +377,35 @@ async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
             };
             assert_eq!(cache, Some(expected_cache), "{}", request.what);
         }
+        if request.what.starts_with("form post") {
+            let (_, answer) = &answers[0];
+            let header = |name: &str| {
+                answer
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+            };
+            let body = String::from_utf8_lossy(&answer.body).into_owned();
+            if request.expected == 303 {
+                assert_eq!(header("location").as_deref(), Some("/"), "{body}");
+                // The policy overwrites, so the three posts share one name.
+                assert!(
+                    storage.exists("uploads/form.txt").await?,
+                    "the form post stored nothing"
+                );
+            } else {
+                assert_eq!(
+                    header("content-type").as_deref(),
+                    Some("text/html; charset=utf-8")
+                );
+                assert!(
+                    body.contains("<p role=\"alert\">Upload refused: the upload is larger than the 64.0 KiB limit.</p>")
+                        && body.contains("Nothing was stored."),
+                    "{body}"
+                );
+            }
+        }
         if request.what == "upload over the limit" {
             assert!(
                 !storage.exists("uploads/big.bin").await?,
@@ -375,7 +413,8 @@ async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
             );
         }
     }
-    // The page at `/` lists stored files as escaped links, on every framework.
+    // The page at `/` lists stored files as escaped links (images as thumbnails), on every
+    // framework.
     storage.save_with("x/<b>bold</b>.txt", "x", &keep).await?;
     let mut pages = Vec::new();
     for (framework, server) in &servers {
@@ -390,11 +429,11 @@ async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
             .await
             .map_err(|e| Error::backend("test", "index", e))?;
         assert!(
-            html.contains("<a href=\"/media/docs/a.txt\">docs/a.txt</a>"),
+            html.contains("<a class=\"name\" href=\"/media/docs/a.txt\">docs/a.txt</a>"),
             "{framework}: {html}"
         );
         assert!(
-            html.contains("<a href=\"/media/r%C3%A9sum%C3%A9.pdf\">résumé.pdf</a>"),
+            html.contains("<a class=\"name\" href=\"/media/r%C3%A9sum%C3%A9.pdf\">résumé.pdf</a>"),
             "{framework}"
         );
         assert!(
@@ -404,6 +443,11 @@ async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
         assert!(
             html.contains("enctype=\"multipart/form-data\""),
             "{framework}"
+        );
+        assert!(
+            html.contains("<img class=\"thumb\" src=\"/media/img/p.png\"")
+                && !html.contains("<img class=\"thumb\" src=\"/media/docs/a.txt\""),
+            "{framework}: only images get thumbnails"
         );
         pages.push(html);
     }
