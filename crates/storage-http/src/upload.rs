@@ -233,6 +233,30 @@ pub struct Upload {
     pub fields: Vec<(String, String)>,
 }
 
+/// Whether a part's raw `Content-Disposition` has a `filename` or `filename*` parameter,
+/// whatever its value (the parameter name matched without regard to case, RFC 6266).
+fn declares_file_name(headers: &http::HeaderMap) -> bool {
+    let Some(value) = headers.get(http::header::CONTENT_DISPOSITION) else {
+        return false;
+    };
+    let lower = value.as_bytes().to_ascii_lowercase();
+    let mut rest: &[u8] = &lower;
+    let mut before = b';';
+    while let Some(at) = rest.windows(8).position(|w| w == b"filename") {
+        let (head, tail) = rest.split_at(at);
+        let starts_parameter = head.last().copied().unwrap_or(before);
+        let after = tail.get(8..).unwrap_or_default();
+        let next = after.iter().find(|b| !matches!(b, b' ' | b'\t'));
+        if matches!(starts_parameter, b';' | b' ' | b'\t') && matches!(next, Some(b'=' | b'*')) {
+            return true;
+        }
+        // The byte before the next match, when it follows at once: the last of this one.
+        before = b'e';
+        rest = after;
+    }
+    false
+}
+
 fn bad_request(reason: impl Into<String>) -> Error {
     Error::BadRequest {
         reason: reason.into(),
@@ -556,6 +580,14 @@ async fn read_fields(
         }
         let field_name = field.name().unwrap_or_default().to_owned();
         let Some(client_name) = field.file_name().map(str::to_owned) else {
+            if declares_file_name(field.headers()) {
+                // multer drops a file name it cannot read, which would make a file a text
+                // field: the client would see a success with nothing stored.
+                return Err(bad_request(format!(
+                    "the file name of part '{field_name}' could not be read: send it as UTF-8 \
+                     text in a quoted filename=\"...\" parameter"
+                )));
+            }
             let mut text = BytesMut::new();
             while let Some(chunk) = field
                 .chunk()

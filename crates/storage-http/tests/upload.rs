@@ -332,6 +332,49 @@ async fn bad_requests_and_names() -> Result<()> {
     Ok(())
 }
 
+/// A part that declares a file name nobody can read is refused, never taken for a text field
+/// (which would answer success with nothing stored); a plain text field stays one.
+#[tokio::test]
+async fn unreadable_file_names_are_refused() -> Result<()> {
+    let storage = InMemoryStorage::new();
+    let dispositions: [&[u8]; 5] = [
+        b"form-data; name=\"file\"; filename=\"\xff\xfe.txt\"",
+        b"form-data; name=\"file\"; filename*=UTF-8''evil.html; filename=\"safe.txt\"",
+        b"form-data; name=\"file\"; filename*=UTF-8''only.txt",
+        b"form-data; name=\"file\"; FileName=\"upper.txt\"",
+        b"form-data; name=\"file\";filename =\"spaced\xe9.txt\"",
+    ];
+    for disposition in dispositions {
+        let mut body = format!("--{BOUNDARY}\r\nContent-Disposition: ").into_bytes();
+        body.extend_from_slice(disposition);
+        body.extend_from_slice(b"\r\nContent-Type: text/plain\r\n\r\ncontent\r\n");
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        let result = upload(&storage, body, &UploadPolicy::new()).await;
+        let shown = String::from_utf8_lossy(disposition);
+        assert!(
+            matches!(&result, Err(Error::BadRequest { reason })
+                if reason.contains("the file name of part 'file' could not be read")),
+            "{shown}: {result:?}"
+        );
+        assert_eq!(stored_count(&storage).await, 0, "{shown}");
+    }
+    // Names that merely contain the word are text fields as before.
+    let fields = multipart(&[
+        Part::Text("filename", "notes"),
+        Part::Text("my_filename_hint", "x"),
+    ]);
+    let upload = upload(&storage, fields, &UploadPolicy::new()).await?;
+    assert_eq!(upload.files.len(), 0);
+    assert_eq!(
+        upload.fields,
+        vec![
+            ("filename".to_owned(), "notes".to_owned()),
+            ("my_filename_hint".to_owned(), "x".to_owned())
+        ]
+    );
+    Ok(())
+}
+
 #[test]
 fn sizes_for_people_and_server_faults_without_detail() {
     assert_eq!(human_size(512), "512 B");
