@@ -108,11 +108,38 @@ pub fn configure_with(
     }
 }
 
+/// The request path below the scope this service is mounted in, still percent-encoded.
+///
+/// actix-web's match info holds the path decoded already (but for `%2F`, `%25` and `+`), with
+/// bytes that are not UTF-8 replaced by U+FFFD, so a bad path would look up a harmless literal
+/// name instead of being refused like on axum and rocket. The decoding never adds or removes a
+/// `/`, so the scope's part of the path spans as many slashes in the raw path as in the decoded
+/// one; what follows is handed to `storage-http`, which decodes it once.
+fn raw_path_below_scope(request: &HttpRequest) -> &str {
+    let raw = request.uri().path();
+    let info = request.match_info();
+    let decoded = info.as_str();
+    let rest = info.unprocessed();
+    if rest.is_empty() {
+        return "";
+    }
+    let scope = decoded
+        .len()
+        .checked_sub(rest.len())
+        .and_then(|end| decoded.get(..end))
+        .unwrap_or_default();
+    let slashes = scope.matches('/').count();
+    raw.match_indices('/')
+        .nth(slashes)
+        .and_then(|(start, _)| raw.get(start..))
+        .unwrap_or_default()
+}
+
 async fn serve_request(request: HttpRequest, served: web::Data<Served>) -> HttpResponse {
-    let path = request.match_info().unprocessed().to_owned();
+    let path = raw_path_below_scope(&request);
     let response = serve_path(
         served.storage.as_ref(),
-        &path,
+        path,
         query_of(&request),
         &method_of(request.method()),
         &request_headers(&request),
