@@ -6,6 +6,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::LOCATION;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
@@ -70,6 +71,10 @@ pub struct ServerOptions {
     pub image_upload: UploadPolicy,
     /// How files are served.
     pub serve: ServeConfig,
+    /// How long a client has to send a request's line and headers (10 s). Also how long an idle
+    /// kept-alive connection stays open. Applies to axum and actix-web; rocket 0.5 has no such
+    /// setting.
+    pub header_timeout: Duration,
 }
 
 impl ServerOptions {
@@ -81,7 +86,15 @@ impl ServerOptions {
             upload: UploadPolicy::new(),
             image_upload: UploadPolicy::new().images(ImagePolicy::new()),
             serve: ServeConfig::new(),
+            header_timeout: Duration::from_secs(10),
         }
+    }
+
+    /// Sets how long a client has to send a request's line and headers.
+    #[must_use]
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
     }
 
     /// Sets the prefix files are served under.
@@ -211,6 +224,9 @@ fn upload_answer(result: Result<Upload>, headers: &HeaderMap) -> Response<Respon
 
 /// Most files the index page lists.
 const INDEX_LIMIT: usize = 1000;
+
+/// How long a stopping axum or actix-web server lets requests under way finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The page's look: one small stylesheet, no external resources.
 const PAGE_STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;\
@@ -375,13 +391,19 @@ fn concrete_addr(addr: SocketAddr) -> Result<SocketAddr> {
 }
 
 mod axum_app {
-    use super::{index_page, io_error, upload_answer, App, RunningServer};
+    use super::{index_page, io_error, upload_answer, App, RunningServer, SHUTDOWN_GRACE};
     use axum::extract::State;
     use axum::http::HeaderMap;
     use axum::routing::{get, post};
     use axum::Router;
+    use hyper::server::conn::http1;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+    use std::time::Duration;
     use storage_axum::{StorageResponse, UploadRejected, UploadTarget, Uploaded};
     use storage_core::Result;
+    use tokio::net::TcpListener;
 
     async fn index(State(app): State<App>) -> StorageResponse {
         StorageResponse(index_page(&app).await)
@@ -425,17 +447,7 @@ mod axum_app {
             .local_addr()
             .map_err(|e| io_error("cannot bind", e))?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        // TCP_NODELAY: without it small responses wait ~40 ms for delayed ACKs.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.await;
-                })
-                .await;
-        });
+        let task = tokio::spawn(serve(listener, router, options.header_timeout, stop_rx));
         Ok(RunningServer {
             addr,
             stop: Box::new(move || {
@@ -444,10 +456,47 @@ mod axum_app {
             task,
         })
     }
+
+    /// `axum::serve` with a header timeout: it runs hyper without a timer, so a client sending
+    /// its headers a byte at a time kept a connection for ever. The same loop on hyper-util, with
+    /// hyper's `header_read_timeout` (the connection is closed when it passes).
+    async fn serve(
+        listener: TcpListener,
+        router: Router,
+        header_timeout: Duration,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(header_timeout);
+        let connections = GracefulShutdown::new();
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = &mut stop => break,
+            };
+            // Out of file descriptors and the like: wait rather than spin (as axum::serve).
+            let Ok((tcp, _)) = accepted else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            // TCP_NODELAY: without it small responses wait ~40 ms for delayed ACKs.
+            let _ = tcp.set_nodelay(true);
+            let service = TowerToHyperService::new(router.clone());
+            let connection = http.serve_connection(TokioIo::new(tcp), service);
+            let connection = connections.watch(connection);
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+        }
+        drop(listener);
+        // Requests under way get to finish, for a while.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, connections.shutdown()).await;
+    }
 }
 
 mod actix_app {
-    use super::{index_page, io_error, upload_answer, App, RunningServer};
+    use super::{index_page, io_error, upload_answer, App, RunningServer, SHUTDOWN_GRACE};
     use actix_web::{web, HttpRequest, HttpResponse};
     use storage_actix::{into_actix, UploadRejected, UploadTarget, Uploaded};
     use storage_core::Result;
@@ -500,6 +549,8 @@ mod actix_app {
                 )
         })
         .workers(2)
+        .client_request_timeout(options.header_timeout)
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .disable_signals()
         .bind(options.addr)
         .map_err(|e| io_error("cannot bind", e))?;
