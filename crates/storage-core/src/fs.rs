@@ -457,6 +457,8 @@ impl Storage for FileSystemStorage {
         let at_root = dir.is_none();
         let shown = dir.map_or_else(String::new, ToString::to_string);
         blocking(move || {
+            // Where this directory really is, for telling a link back up the tree apart.
+            let mut real_path: Option<Option<PathBuf>> = None;
             let entries = match fs::read_dir(&path) {
                 Ok(entries) => entries,
                 Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
@@ -479,7 +481,23 @@ impl Storage for FileSystemStorage {
                     continue;
                 }
                 match fs::metadata(entry.path()) {
-                    Ok(m) if m.is_dir() => listing.dirs.push(file_name),
+                    Ok(m) if m.is_dir() => {
+                        // A link to this directory or one above it (`ln -s . again`) would be
+                        // walked for ever, each file listed once per round: not listed. Other
+                        // links to directories are followed, like Django's storage does.
+                        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+                        if is_link {
+                            let here =
+                                real_path.get_or_insert_with(|| fs::canonicalize(&path).ok());
+                            let target = fs::canonicalize(entry.path()).ok();
+                            if let (Some(here), Some(target)) = (here.as_deref(), target) {
+                                if here.starts_with(target) {
+                                    continue;
+                                }
+                            }
+                        }
+                        listing.dirs.push(file_name);
+                    }
                     Ok(_) => listing.files.push(file_name),
                     Err(_) => {} // removed meanwhile, or a dangling link
                 }

@@ -23,6 +23,11 @@ fn staging_files(dir: &Path) -> usize {
     std::fs::read_dir(dir.join(STAGING_DIR)).map_or(0, |entries| entries.count())
 }
 
+#[cfg(unix)]
+fn io(e: std::io::Error) -> Error {
+    Error::backend("test", "setup", e)
+}
+
 fn keep() -> SaveOptions {
     SaveOptions::new().keep_name(true)
 }
@@ -296,5 +301,44 @@ async fn racing_writers_in_one_new_directory_all_keep_their_bytes() -> Result<()
         names.insert(meta.name);
     }
     assert_eq!(names.len(), 32);
+    Ok(())
+}
+
+/// A link back up the tree (`ln -s . again`, `ln -s .. up`) is not listed, so walking the
+/// storage ends and lists each file once; a link to a directory elsewhere is followed.
+#[cfg(unix)]
+#[tokio::test]
+async fn links_back_up_the_tree_are_not_walked() -> Result<()> {
+    let dir = tempdir()?;
+    let outside = tempdir()?;
+    let storage = storage(dir.path())?;
+    storage.save_with("a.txt", b"a".to_vec(), &keep()).await?;
+    storage
+        .save_with("sub/b.txt", b"b".to_vec(), &keep())
+        .await?;
+    std::fs::write(outside.path().join("c.txt"), b"c").map_err(io)?;
+    let link = |target: &Path, at: &str| {
+        std::os::unix::fs::symlink(target, dir.path().join(at)).map_err(io)
+    };
+    link(Path::new("."), "again")?;
+    link(Path::new(".."), "sub/up")?;
+    link(dir.path(), "sub/root")?;
+    link(outside.path(), "elsewhere")?;
+    let names: Vec<String> = storage
+        .walk_names(10_000)
+        .await?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let first: Vec<&String> = names.iter().take(5).collect();
+    assert!(names.len() == 3, "{} names: {first:?}...", names.len());
+    assert_eq!(names, ["a.txt", "elsewhere/c.txt", "sub/b.txt"]);
+    let listing = storage.listdir(None).await?;
+    assert_eq!(listing.dirs, ["elsewhere", "sub"]);
+    // The links still lead to the files when named.
+    assert_eq!(
+        storage.read_to_bytes("again/a.txt").await?,
+        Bytes::from_static(b"a")
+    );
     Ok(())
 }
