@@ -455,6 +455,7 @@ impl Storage for FileSystemStorage {
             None => self.location.clone(),
         };
         let at_root = dir.is_none();
+        let dir_name = dir.cloned();
         let shown = dir.map_or_else(String::new, ToString::to_string);
         blocking(move || {
             // Where this directory really is, for telling a link back up the tree apart.
@@ -469,12 +470,12 @@ impl Storage for FileSystemStorage {
             let mut listing = Listing::default();
             for entry in entries {
                 let entry = entry.map_err(|e| io_error(e, &shown, "cannot list"))?;
-                // Not UTF-8, or holding a backslash (a name reads it as `/`, so it would stand
-                // for another file): not a name this storage could have written.
+                // Not UTF-8, or not a name as it stands (a backslash reads as `/`, so it would
+                // stand for another file): not a name this storage could have written.
                 let Ok(file_name) = entry.file_name().into_string() else {
                     continue;
                 };
-                if file_name.contains('\\') {
+                if !Name::is_listable(dir_name.as_ref(), &file_name) {
                     continue;
                 }
                 if at_root && file_name == STAGING_DIR {

@@ -102,6 +102,33 @@ impl Name {
         self.0.chars().count()
     }
 
+    /// Whether `entry`, found by listing the directory `dir` of a backend that does not hold
+    /// only names (a filesystem, an object store), is one this storage could hand back as is:
+    /// a single part that [`Name::new`] keeps unchanged under `dir`. A backslash (read as `/`,
+    /// so the entry would stand for another file), control characters, `.`/`..` or a name too
+    /// long are not; listings leave such entries out, since no name can reach them.
+    ///
+    /// ```
+    /// use storage_core::Name;
+    ///
+    /// let docs = Name::new("docs")?;
+    /// assert!(Name::is_listable(Some(&docs), "report.pdf"));
+    /// assert!(!Name::is_listable(Some(&docs), r"..\secret.txt"));
+    /// assert!(!Name::is_listable(None, "a\tb"));
+    /// assert!(!Name::is_listable(None, ".."));
+    /// # Ok::<(), storage_core::Error>(())
+    /// ```
+    pub fn is_listable(dir: Option<&Name>, entry: &str) -> bool {
+        if entry.is_empty() || entry.contains(['/', '\\']) {
+            return false;
+        }
+        let full = match dir {
+            Some(dir) => format!("{dir}/{entry}"),
+            None => entry.to_owned(),
+        };
+        Name::new(&full).is_ok_and(|name| name.0 == full)
+    }
+
     /// True when `self` lies under the directory `dir` (`None` is the root, which holds everything).
     pub fn is_in_dir(&self, dir: Option<&Name>) -> bool {
         match dir {

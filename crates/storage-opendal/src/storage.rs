@@ -1078,12 +1078,14 @@ impl Storage for OpendalStorage {
             if relative.is_empty() {
                 continue;
             }
+            // An entry no name can reach as it stands (a backslash reads as `/`, control
+            // characters, ...) is not listed: it would stand for another file.
             if let Some(sub) = relative.strip_suffix('/') {
-                if sub.contains('/') || (dir.is_none() && sub == STAGING_DIR) {
+                if !Name::is_listable(dir, sub) || (dir.is_none() && sub == STAGING_DIR) {
                     continue;
                 }
                 listing.dirs.push(sub.to_owned());
-            } else if !relative.contains('/') {
+            } else if Name::is_listable(dir, relative) {
                 listing.files.push(relative.to_owned());
             }
         }

@@ -215,6 +215,47 @@ async fn urls_fetch(public_storage: &dyn Storage, storage: &dyn Storage) -> Resu
     storage_conformance::remove_dir(storage, &dir).await
 }
 
+/// Keys put there by another tool that no name can reach as they stand (a backslash reads as
+/// `/`) are not listed, so a walk never hands out a name that stands for another file.
+async fn unreachable_keys_are_not_listed(storage: &OpendalStorage) -> Result<()> {
+    let dir = storage_conformance::unique_dir("odd");
+    let keep = SaveOptions::new().keep_name(true);
+    storage
+        .save_with(&format!("{dir}/ok.txt"), "ok", &keep)
+        .await?;
+    let odd = [
+        format!("{dir}/back\\slash.txt"),
+        format!("{dir}/sub\\dir/inner.txt"),
+    ];
+    for key in &odd {
+        storage
+            .operator()
+            .write(key, "not ours")
+            .await
+            .map_err(|e| Error::backend("test", "cannot write a raw key", e))?;
+    }
+    let listing = storage.listdir(Some(&Name::new(&dir)?)).await?;
+    assert_eq!(listing.files, ["ok.txt"], "{listing:?}");
+    assert!(listing.dirs.is_empty(), "{listing:?}");
+    let walked: Vec<String> = storage
+        .walk_names(10_000)
+        .await?
+        .iter()
+        .map(ToString::to_string)
+        .filter(|name| name.starts_with(&format!("{dir}/")))
+        .collect();
+    assert_eq!(walked, [format!("{dir}/ok.txt")]);
+    for key in &odd {
+        storage
+            .operator()
+            .delete(key)
+            .await
+            .map_err(|e| Error::backend("test", "cannot delete a raw key", e))?;
+    }
+    storage.delete(&Name::new(format!("{dir}/ok.txt"))?).await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_on_moto() -> Result<()> {
     let (Some(endpoint), Some(bucket)) = (
@@ -228,6 +269,7 @@ async fn s3_on_moto() -> Result<()> {
         run_prefix()
     );
     let storage = connect_url(&url).await?;
+    unreachable_keys_are_not_listed(&storage).await?;
     let caps = storage.capabilities();
     assert!(caps.atomic_create && caps.private_files && caps.stored_content_type);
     assert_eq!(storage.default_visibility(), Visibility::Private);
