@@ -71,9 +71,10 @@ pub struct ServerOptions {
     pub image_upload: UploadPolicy,
     /// How files are served.
     pub serve: ServeConfig,
-    /// How long a client has to send a request's line and headers (10 s). Also how long an idle
-    /// kept-alive connection stays open. Applies to axum and actix-web; rocket 0.5 has no such
-    /// setting.
+    /// How long a client has to send a request's line and headers (10 s; zero turns it off).
+    /// Also how long an idle kept-alive connection stays open. On axum every request's headers
+    /// are timed; actix-web times only a connection's first request (a later one, once begun, is
+    /// not timed); rocket 0.5 has no such setting.
     pub header_timeout: Duration,
 }
 
@@ -400,10 +401,12 @@ mod axum_app {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
+    use std::io::ErrorKind;
     use std::time::Duration;
     use storage_axum::{StorageResponse, UploadRejected, UploadTarget, Uploaded};
     use storage_core::Result;
     use tokio::net::TcpListener;
+    use tokio::task::JoinSet;
 
     async fn index(State(app): State<App>) -> StorageResponse {
         StorageResponse(index_page(&app).await)
@@ -468,30 +471,52 @@ mod axum_app {
     ) {
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(header_timeout);
+            .header_read_timeout(Some(header_timeout).filter(|t| !t.is_zero()));
         let connections = GracefulShutdown::new();
+        let mut tasks = JoinSet::new();
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 _ = &mut stop => break,
             };
-            // Out of file descriptors and the like: wait rather than spin (as axum::serve).
-            let Ok((tcp, _)) = accepted else {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+            // Finished connection tasks are let go as we go.
+            while tasks.try_join_next().is_some() {}
+            let tcp = match accepted {
+                Ok((tcp, _)) => tcp,
+                // One client's trouble: the next accept is fine.
+                Err(e) if is_connection_error(&e) => continue,
+                // Out of file descriptors and the like: wait rather than spin (as axum::serve),
+                // still listening for the stop.
+                Err(_) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = &mut stop => break,
+                    }
+                }
             };
             // TCP_NODELAY: without it small responses wait ~40 ms for delayed ACKs.
             let _ = tcp.set_nodelay(true);
             let service = TowerToHyperService::new(router.clone());
             let connection = http.serve_connection(TokioIo::new(tcp), service);
             let connection = connections.watch(connection);
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 let _ = connection.await;
             });
         }
         drop(listener);
-        // Requests under way get to finish, for a while.
+        // Requests under way get to finish, for a while; then their connections are dropped.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, connections.shutdown()).await;
+        tasks.shutdown().await;
+    }
+
+    /// Accept errors that concern one connection only (as in axum::serve).
+    fn is_connection_error(e: &std::io::Error) -> bool {
+        matches!(
+            e.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::ConnectionReset
+        )
     }
 }
 
@@ -549,11 +574,18 @@ mod actix_app {
                 )
         })
         .workers(2)
+        // The first request's headers (actix-web times only those); zero turns it off.
         .client_request_timeout(options.header_timeout)
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .disable_signals()
         .bind(options.addr)
         .map_err(|e| io_error("cannot bind", e))?;
+        // An idle kept-alive connection is closed after the same time, as on axum.
+        let server = if options.header_timeout.is_zero() {
+            server
+        } else {
+            server.keep_alive(options.header_timeout)
+        };
         let addr = server.addrs().first().copied().unwrap_or(options.addr);
         let server = server.run();
         let handle = server.handle();

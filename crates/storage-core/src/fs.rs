@@ -457,9 +457,15 @@ impl Storage for FileSystemStorage {
         let at_root = dir.is_none();
         let dir_name = dir.cloned();
         let shown = dir.map_or_else(String::new, ToString::to_string);
+        // The directories the walk went through to get here: the root, then one per part.
+        let mut steps = vec![self.location.clone()];
+        for part in dir.map(Name::parts).into_iter().flatten() {
+            let next = steps.last().map(|last| last.join(part));
+            steps.extend(next);
+        }
         blocking(move || {
-            // Where this directory really is, for telling a link back up the tree apart.
-            let mut real_path: Option<Option<PathBuf>> = None;
+            // Where those directories really are, for telling a link back up the walk apart.
+            let mut real_steps: Option<Vec<PathBuf>> = None;
             let entries = match fs::read_dir(&path) {
                 Ok(entries) => entries,
                 Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
@@ -483,18 +489,22 @@ impl Storage for FileSystemStorage {
                 }
                 match fs::metadata(entry.path()) {
                     Ok(m) if m.is_dir() => {
-                        // A link to this directory or one above it (`ln -s . again`) would be
-                        // walked for ever, each file listed once per round: not listed. Other
-                        // links to directories are followed, like Django's storage does.
+                        // A link to a directory the walk went through to get here, or one
+                        // above it (`ln -s . again`, `a/l -> ../b` with `b/l -> ../a`), would
+                        // be walked for ever, each file listed once per round: not listed.
+                        // Other links to directories are followed, like Django's storage does.
                         let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
                         if is_link {
-                            let here =
-                                real_path.get_or_insert_with(|| fs::canonicalize(&path).ok());
-                            let target = fs::canonicalize(entry.path()).ok();
-                            if let (Some(here), Some(target)) = (here.as_deref(), target) {
-                                if here.starts_with(target) {
-                                    continue;
-                                }
+                            let real = real_steps.get_or_insert_with(|| {
+                                steps
+                                    .iter()
+                                    .filter_map(|p| fs::canonicalize(p).ok())
+                                    .collect()
+                            });
+                            let back_up = fs::canonicalize(entry.path())
+                                .is_ok_and(|target| real.iter().any(|s| s.starts_with(&target)));
+                            if back_up {
+                                continue;
                             }
                         }
                         listing.dirs.push(file_name);

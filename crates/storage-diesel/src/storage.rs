@@ -753,15 +753,21 @@ where
             let Some(rest) = name.strip_prefix(&prefix) else {
                 continue;
             };
+            // Rows written by another program (Django's table, read in legacy mode) may hold
+            // what no name can reach as it stands (`a//b`, `a\\b`): not listed.
             if let Some((sub, _)) = rest.split_once('/') {
-                listing.dirs.push(sub.to_owned());
+                if Name::is_listable(dir, sub) {
+                    listing.dirs.push(sub.to_owned());
+                }
                 // Skip the subdirectory's contents in one jump.
                 cursor = format!("{prefix}{sub}0");
                 inclusive = true;
                 jumped = true;
                 break;
             }
-            listing.files.push(rest.to_owned());
+            if Name::is_listable(dir, rest) {
+                listing.files.push(rest.to_owned());
+            }
         }
         if !jumped {
             cursor = last;

@@ -72,6 +72,7 @@ async fn django_layout(db: &dyn RawDb) -> Result<()> {
     storage_conformance::run_all_shared(any.storage()).await?;
     let storage = any.storage();
     rows_look_like_djangos(&storage, db).await?;
+    rows_no_name_can_reach_are_not_listed(&storage, db).await?;
     names_are_bound_never_formatted(&storage, db).await?;
     ranges_come_from_slices(&storage).await?;
     replaced_while_read_fails_instead_of_mixing(&storage).await?;
@@ -116,6 +117,37 @@ async fn rows_look_like_djangos(storage: &dyn Storage, db: &dyn RawDb) -> Result
     assert!(age.as_secs() < 60, "created_datetime is {age:?} old");
     storage.delete(&meta.name).await?;
     storage.delete(&empty.name).await?;
+    Ok(())
+}
+
+/// Rows Django (or anything else) wrote that no name can reach as they stand are not listed,
+/// so a walk never hands out a name that stands for another row.
+async fn rows_no_name_can_reach_are_not_listed(
+    storage: &dyn Storage,
+    db: &dyn RawDb,
+) -> Result<()> {
+    let keep = SaveOptions::new().keep_name(true);
+    let ok = storage.save_with("odd/ok.txt", "ok", &keep).await?;
+    let odd = ["odd//c.txt", "odd/./d.txt"];
+    for name in odd {
+        db.exec(&format!(
+            "INSERT INTO binary_database_files_file (name, size, content, created_datetime, content_hash) \
+             VALUES ('{name}', 0, '', CURRENT_TIMESTAMP, NULL)"
+        ))?;
+    }
+    let listing = storage.listdir(Some(&Name::new("odd")?)).await?;
+    assert_eq!(listing.files, ["ok.txt"], "{listing:?}");
+    assert!(listing.dirs.is_empty(), "{listing:?}");
+    let walked: Vec<String> = storage
+        .walk_names(10_000)
+        .await?
+        .iter()
+        .map(ToString::to_string)
+        .filter(|name| name.starts_with("odd/"))
+        .collect();
+    assert_eq!(walked, ["odd/ok.txt"]);
+    db.exec("DELETE FROM binary_database_files_file WHERE name IN ('odd//c.txt', 'odd/./d.txt')")?;
+    storage.delete(&ok.name).await?;
     Ok(())
 }
 

@@ -579,7 +579,22 @@ async fn read_fields(
             )));
         }
         let field_name = field.name().unwrap_or_default().to_owned();
-        let Some(client_name) = field.file_name().map(str::to_owned) else {
+        let wanted = policy
+            .field
+            .as_ref()
+            .is_none_or(|wanted| *wanted == field_name);
+        let file_name = field.file_name().map(str::to_owned);
+        if !wanted && (file_name.is_some() || declares_file_name(field.headers())) {
+            // A file for another field: not stored, whatever its name.
+            while field
+                .chunk()
+                .await
+                .map_err(|e| multipart_error(e, policy))?
+                .is_some()
+            {}
+            continue;
+        }
+        let Some(client_name) = file_name else {
             if declares_file_name(field.headers()) {
                 // multer drops a file name it cannot read, which would make a file a text
                 // field: the client would see a success with nothing stored.
@@ -606,19 +621,6 @@ async fn read_fields(
             upload.fields.push((field_name, value));
             continue;
         };
-        if policy
-            .field
-            .as_ref()
-            .is_some_and(|wanted| *wanted != field_name)
-        {
-            while field
-                .chunk()
-                .await
-                .map_err(|e| multipart_error(e, policy))?
-                .is_some()
-            {}
-            continue;
-        }
         if upload.files.len() >= policy.max_files {
             return Err(bad_request(format!(
                 "more than {} files in one request",

@@ -358,6 +358,19 @@ async fn unreadable_file_names_are_refused() -> Result<()> {
         );
         assert_eq!(stored_count(&storage).await, 0, "{shown}");
     }
+    // A file for another field than the policy's is skipped, readable name or not.
+    let mut body = format!("--{BOUNDARY}\r\nContent-Disposition: ").into_bytes();
+    body.extend_from_slice(b"form-data; name=\"other\"; filename=\"\xff.txt\"\r\n\r\nx\r\n");
+    body.extend_from_slice(&multipart(&[file(
+        "avatar",
+        "a.txt",
+        "text/plain",
+        b"a".to_vec(),
+    )]));
+    let only = upload(&storage, body, &UploadPolicy::new().field("avatar")).await?;
+    assert_eq!(only.files.len(), 1);
+    assert_eq!(only.files[0].meta.name.as_str(), "a.txt");
+    storage.delete(&only.files[0].meta.name).await?;
     // Names that merely contain the word are text fields as before.
     let fields = multipart(&[
         Part::Text("filename", "notes"),
