@@ -173,6 +173,25 @@ pub fn is_alternative_of(stored: &str, root: &str, ext: &str) -> bool {
         })
 }
 
+/// For a backend that can hold entries no name reaches as they stand (put there by another
+/// tool): `dir` holds such entries and one file saved as `dir/ok.txt`. Checks that only
+/// `ok.txt` is listed and that a walk finds nothing else under `dir`.
+pub async fn lists_only_reachable_names(storage: &dyn Storage, dir: &str) -> Result<()> {
+    let listing = storage.listdir(Some(&name(dir)?)).await?;
+    assert_eq!(listing.files, ["ok.txt"], "{listing:?}");
+    assert!(listing.dirs.is_empty(), "{listing:?}");
+    let inside = format!("{dir}/");
+    let walked: Vec<String> = storage
+        .walk_names(100_000)
+        .await?
+        .iter()
+        .map(ToString::to_string)
+        .filter(|n| n.starts_with(&inside))
+        .collect();
+    assert_eq!(walked, [format!("{dir}/ok.txt")]);
+    Ok(())
+}
+
 /// Deletes everything under `dir`, recursively, and checks the directory is gone.
 pub async fn remove_dir(storage: &dyn Storage, dir: &str) -> Result<()> {
     let mut pending = vec![dir.to_owned()];
