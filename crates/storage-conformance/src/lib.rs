@@ -174,8 +174,9 @@ pub fn is_alternative_of(stored: &str, root: &str, ext: &str) -> bool {
 }
 
 /// For a backend that can hold entries no name reaches as they stand (put there by another
-/// tool): `dir` holds such entries and one file saved as `dir/ok.txt`. Checks that only
-/// `ok.txt` is listed and that a walk finds nothing else under `dir`.
+/// tool): `dir` holds such entries and one file saved as `dir/ok.txt`, and the root holds
+/// `{dir}\sneaky.txt` (which `Name::new` would read as `{dir}/sneaky.txt`). Checks that only
+/// `ok.txt` is listed in `dir` and that a walk finds nothing else under `dir`.
 pub async fn lists_only_reachable_names(storage: &dyn Storage, dir: &str) -> Result<()> {
     let listing = storage.listdir(Some(&name(dir)?)).await?;
     assert_eq!(listing.files, ["ok.txt"], "{listing:?}");

@@ -69,4 +69,4 @@ pub use stream::{
     bytes_stream, chunked_stream, collect_bytes, empty_stream, reader_stream, ByteStream, Content,
     IntoContent, DEFAULT_CHUNK_SIZE,
 };
-pub use url::{file_url, media_url, url_under_base, UrlPolicy, UrlStyle};
+pub use url::{file_url, media_url, redact_url, url_under_base, UrlPolicy, UrlStyle};

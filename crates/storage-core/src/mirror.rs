@@ -111,17 +111,24 @@ impl<S: Storage> MirroredStorage<S> {
     }
 
     /// True for a name that would share its disk path with another file's checksum
-    /// (`photo.jpg.hash` is where `photo.jpg`'s checksum lives): such names are refused by
-    /// this storage and never exported, so neither file can overwrite the other.
+    /// (`photo.jpg.hash` is where `photo.jpg`'s checksum lives, and `photo.jpg.hash/x` would
+    /// need it to be a directory): any part ending in `.hash`, in any case, since a media root
+    /// on macOS or Windows ignores case. Such names are refused by this storage and never
+    /// exported, so neither file can overwrite the other.
     pub fn is_checksum_name(name: &Name) -> bool {
-        name.as_str().ends_with(".hash")
+        name.parts().any(|part| {
+            part.len() >= 5
+                && part
+                    .get(part.len() - 5..)
+                    .is_some_and(|end| end.eq_ignore_ascii_case(".hash"))
+        })
     }
 
     fn refuse_checksum_name(name: &Name) -> Result<()> {
         if Self::is_checksum_name(name) {
             return Err(Error::invalid(
                 name.as_str(),
-                "a name ending in '.hash' would share the disk mirror's path for another file's checksum",
+                "a name with a part ending in '.hash' would share the disk mirror's path for another file's checksum",
             ));
         }
         Ok(())

@@ -119,14 +119,19 @@ impl Name {
     /// # Ok::<(), storage_core::Error>(())
     /// ```
     pub fn is_listable(dir: Option<&Name>, entry: &str) -> bool {
+        Self::listed(dir, entry).is_some()
+    }
+
+    /// The name of `entry` in `dir` when [`Name::is_listable`] holds, else `None`.
+    pub fn listed(dir: Option<&Name>, entry: &str) -> Option<Name> {
         if entry.is_empty() || entry.contains(['/', '\\']) {
-            return false;
+            return None;
         }
         let full = match dir {
             Some(dir) => format!("{dir}/{entry}"),
             None => entry.to_owned(),
         };
-        Name::new(&full).is_ok_and(|name| name.0 == full)
+        Name::new(&full).ok().filter(|name| name.0 == full)
     }
 
     /// True when `self` lies under the directory `dir` (`None` is the root, which holds everything).

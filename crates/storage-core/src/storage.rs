@@ -345,20 +345,18 @@ pub trait StorageExt: Storage {
                 break;
             }
             let listing = self.listdir(dir.as_ref()).await?;
-            let prefix = dir.map(|d| format!("{d}/")).unwrap_or_default();
-            for file in listing.files {
-                // A name this storage cannot hand back (left by another tool) is not ours.
-                if let Ok(name) = Name::new(format!("{prefix}{file}")) {
-                    names.push(name);
-                }
-            }
-            for sub in listing.dirs {
-                // Likewise a directory no name can reach (callers that import from a
-                // directory, like `dbfiles load`, report such entries themselves).
-                if let Ok(sub) = Name::new(format!("{prefix}{sub}")) {
-                    pending.push(Some(sub));
-                }
-            }
+            // An entry no name reaches as it stands (left by another tool: `a\\b` would read
+            // as `a/b`, another file) is not ours, whichever backend listed it; callers that
+            // import from a directory, like `dbfiles load`, report such entries themselves.
+            let here = dir.as_ref();
+            names.extend(listing.files.iter().filter_map(|f| Name::listed(here, f)));
+            pending.extend(
+                listing
+                    .dirs
+                    .iter()
+                    .filter_map(|d| Name::listed(here, d))
+                    .map(Some),
+            );
         }
         names.sort();
         Ok(names)

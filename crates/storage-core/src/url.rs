@@ -153,6 +153,28 @@ impl UrlPolicy {
     }
 }
 
+/// A storage URL fit to print or log: a password is shown as `***`
+/// (`postgres://app:***@db/app`). A URL that cannot be parsed but holds an `@` is withheld
+/// whole, since where its password ends cannot be told. Every crate that prints a storage URL
+/// (messages, `dbfiles serve`, the examples) goes through this.
+///
+/// ```
+/// use storage_core::redact_url;
+/// assert_eq!(redact_url("postgres://app:s3cret@db/app"), "postgres://app:***@db/app");
+/// assert_eq!(redact_url("sqlite://media.db"), "sqlite://media.db");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    match ::url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) if url.contains('@') => "(a storage URL that could not be parsed)".to_owned(),
+        Err(_) => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +202,16 @@ mod tests {
             "/test_media_url/javascript%3Ax%3Fy%23z"
         );
         assert_eq!(media_url(base, "é.txt"), "/test_media_url/%C3%A9.txt");
+    }
+
+    #[test]
+    fn printed_urls_hide_passwords() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db.internal:5432/app?sslmode=require"),
+            "postgres://app:***@db.internal:5432/app?sslmode=require"
+        );
+        assert_eq!(redact_url("sqlite://media.db"), "sqlite://media.db");
+        assert_eq!(redact_url("memory:"), "memory:");
+        assert!(!redact_url("ftp://u:pw@[bad/dir").contains("pw"));
     }
 }

@@ -67,7 +67,9 @@ pub use crate::references::{
     CleanupReport, ColumnRef, FileReferences, OrphanCleanup, ReferenceSource,
 };
 pub use crate::storage::{DatabaseOptions, DieselStorage, SweepReport};
-pub use crate::url_storage::{connect_url, redact_url, AnyStorage, DEFAULT_STORAGE_URL};
+pub use crate::url_storage::{connect_url, AnyStorage, DEFAULT_STORAGE_URL};
+/// Printed storage URLs hide passwords: storage-core's rule, here where URLs are opened.
+pub use storage_core::redact_url;
 
 /// The chunked storage on SQLite.
 #[cfg(feature = "sqlite")]

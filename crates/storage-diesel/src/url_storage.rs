@@ -88,21 +88,6 @@ fn split_layout(url: &str) -> Result<(String, Option<LegacyLayout>)> {
     Ok((driver_url, layout))
 }
 
-/// A storage URL fit to print or log: a password is shown as `***`
-/// (`postgres://app:***@db/app`). A URL that cannot be parsed but holds an `@` is withheld
-/// whole, since where its password ends cannot be told.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        Err(_) if url.contains('@') => "(a storage URL that could not be parsed)".to_owned(),
-        Err(_) => url.to_owned(),
-    }
-}
-
 /// Opens the storage a URL names: `sqlite://PATH` (default `sqlite://media.db`),
 /// `postgres://...`, `mysql://...`, `file://DIR`, `memory:`. Database URLs need their cargo
 /// feature; a URL for a backend that was not built in is a clear error.
@@ -362,17 +347,6 @@ mod tests {
     #[test]
     fn remote_schemes_match_storage_opendal() {
         assert_eq!(REMOTE_SCHEMES, storage_opendal::SCHEMES);
-    }
-
-    #[test]
-    fn printed_urls_hide_passwords() {
-        assert_eq!(
-            redact_url("postgres://app:s3cret@db.internal:5432/app?sslmode=require"),
-            "postgres://app:***@db.internal:5432/app?sslmode=require"
-        );
-        assert_eq!(redact_url("sqlite://media.db"), "sqlite://media.db");
-        assert_eq!(redact_url("memory:"), "memory:");
-        assert!(!redact_url("ftp://u:pw@[bad/dir").contains("pw"));
     }
 
     #[test]

@@ -1178,6 +1178,26 @@ mod tests {
         storage_conformance::racing_tasks_get_distinct_names(storage).await
     }
 
+    /// Keys no name reaches as they stand are not listed (the same check runs against S3 in
+    /// tests/services.rs).
+    #[tokio::test]
+    async fn keys_no_name_reaches_are_not_listed() -> Result<()> {
+        use storage_core::{SaveOptions, StorageExt};
+        let storage = memory()?;
+        storage
+            .save_with("odd/ok.txt", "ok", &SaveOptions::new().keep_name(true))
+            .await?;
+        for key in [
+            "odd/back\\slash.txt",
+            "odd/sub\\dir/inner.txt",
+            "odd\\sneaky.txt",
+        ] {
+            let written = storage.operator().write(key, "not ours").await;
+            written.map_err(|e| Error::backend("memory", "cannot write", e))?;
+        }
+        storage_conformance::lists_only_reachable_names(&storage, "odd").await
+    }
+
     #[tokio::test]
     async fn staging_names_are_reserved() -> Result<()> {
         use storage_core::{SaveOptions, StorageExt};

@@ -42,11 +42,7 @@ struct Redacted<'a>(&'a url::Url);
 
 impl std::fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut shown = self.0.clone();
-        if shown.password().is_some() {
-            let _ = shown.set_password(Some("***"));
-        }
-        write!(f, "{shown}")
+        f.write_str(&storage_core::redact_url(self.0.as_str()))
     }
 }
 

@@ -226,6 +226,7 @@ async fn unreachable_keys_are_not_listed(storage: &OpendalStorage) -> Result<()>
     let odd = [
         format!("{dir}/back\\slash.txt"),
         format!("{dir}/sub\\dir/inner.txt"),
+        format!("{dir}\\sneaky.txt"),
     ];
     for key in &odd {
         storage
