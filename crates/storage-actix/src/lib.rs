@@ -29,8 +29,6 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use actix_web::http::{Method as ActixMethod, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
 use storage_core::{Error, Storage};
 use storage_http::{error_response, serve_path, ResponseBody, ServeConfig, Upload};
 
@@ -209,7 +207,7 @@ impl FromRequest for Uploaded {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let mut payload = payload.take();
+        let payload = payload.take();
         Box::pin(async move {
             let Some(target) = target else {
                 return Err(UploadRejected(Error::NotSupported {
@@ -217,20 +215,9 @@ impl FromRequest for Uploaded {
                     operation: "uploads without an UploadTarget in app_data".to_owned(),
                 }));
             };
-            // The payload is tied to this thread; a small channel carries it to the parser,
-            // with backpressure.
-            let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
-            let pump = async move {
-                while let Some(chunk) = payload.next().await {
-                    let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
-                    let stop = item.is_err();
-                    if tx.send(item).await.is_err() || stop {
-                        break;
-                    }
-                }
-            };
-            let save = target.save_multipart(&content_type, rx);
-            storage_http::until_saved(save, pump)
+            // The payload is tied to this thread.
+            target
+                .save_multipart_local(&content_type, payload)
                 .await
                 .map(Uploaded)
                 .map_err(UploadRejected)

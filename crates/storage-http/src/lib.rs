@@ -51,7 +51,7 @@ pub use crate::serve::{
     status_for, AccessRequest, Authorize, BodyPlan, ServeConfig, ServeDecision,
 };
 pub use crate::upload::{
-    human_size, refusal_message, save_multipart, until_saved, upload_name, SavedUpload, Upload,
-    UploadPolicy, UploadTarget, MAX_TEXT_FIELD,
+    human_size, refusal_message, save_multipart, upload_name, SavedUpload, Upload, UploadPolicy,
+    UploadTarget, MAX_TEXT_FIELD, MAX_TEXT_TOTAL,
 };
 pub use storage_core::{ImagePolicy, ImageSize};

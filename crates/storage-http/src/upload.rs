@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt};
+use memchr::memmem::{self, Finder};
 use storage_core::naming::sanitize_upload_filename;
 use storage_core::{
     guess_content_type, probe_image, ByteStream, Content, Error, FileMeta, ImageInfo, ImagePolicy,
@@ -17,6 +18,11 @@ use crate::headers::{essence, type_matches};
 
 /// Longest text (non-file) field kept, in bytes.
 pub const MAX_TEXT_FIELD: usize = 64 * 1024;
+
+/// Most text-field bytes one request keeps in memory, all fields together (Django's
+/// `DATA_UPLOAD_MAX_MEMORY_SIZE`, 2.5 MB): without it, `max_parts` fields of
+/// [`MAX_TEXT_FIELD`] each would hold 62.5 MiB.
+pub const MAX_TEXT_TOTAL: usize = 2_621_440;
 
 /// How many leading bytes are read before a file is stored, to sniff its type.
 const SNIFF_BYTES: usize = 8 * 1024;
@@ -194,20 +200,38 @@ impl UploadTarget {
     {
         save_multipart(self.storage.as_ref(), content_type, body, &self.policy).await
     }
-}
 
-/// Runs an adapter's `pump` (which feeds the request body into the channel `save` reads) until
-/// `save` is done: when the save ends early (a refusal, a stalled body), the pump is dropped at
-/// once instead of waiting on a client that may never send another byte.
-pub async fn until_saved<T>(
-    save: impl std::future::Future<Output = T>,
-    pump: impl std::future::Future<Output = ()>,
-) -> T {
-    let save = std::pin::pin!(save);
-    let pump = std::pin::pin!(pump);
-    match futures::future::select(save, pump).await {
-        futures::future::Either::Left((saved, _pump)) => saved,
-        futures::future::Either::Right(((), save)) => save.await,
+    /// [`UploadTarget::save_multipart`] for a body that must stay on the current task (actix's
+    /// payload, rocket's data stream are neither `Send` nor `'static`): a two-chunk channel
+    /// carries it to the parser, with backpressure, and when the save ends early (a refusal, a
+    /// stalled body) the body is dropped at once instead of waiting on a client that may never
+    /// send another byte.
+    pub async fn save_multipart_local<S, E>(
+        &self,
+        content_type: &str,
+        body: S,
+    ) -> Result<Upload, Error>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (mut tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+        let pump = async move {
+            let mut body = std::pin::pin!(body);
+            while let Some(chunk) = body.next().await {
+                let item = chunk.map_err(std::io::Error::other);
+                let stop = item.is_err();
+                if tx.send(item).await.is_err() || stop {
+                    break;
+                }
+            }
+        };
+        let save = std::pin::pin!(self.save_multipart(content_type, rx));
+        let pump = std::pin::pin!(pump);
+        match futures::future::select(save, pump).await {
+            futures::future::Either::Left((saved, _pump)) => saved,
+            futures::future::Either::Right(((), save)) => save.await,
+        }
     }
 }
 
@@ -239,22 +263,17 @@ fn declares_file_name(headers: &http::HeaderMap) -> bool {
     let Some(value) = headers.get(http::header::CONTENT_DISPOSITION) else {
         return false;
     };
+    // Where multer looks (after `;` or a blank), but in any case and whatever follows.
     let lower = value.as_bytes().to_ascii_lowercase();
-    let mut rest: &[u8] = &lower;
-    let mut before = b';';
-    while let Some(at) = rest.windows(8).position(|w| w == b"filename") {
-        let (head, tail) = rest.split_at(at);
-        let starts_parameter = head.last().copied().unwrap_or(before);
-        let after = tail.get(8..).unwrap_or_default();
-        let next = after.iter().find(|b| !matches!(b, b' ' | b'\t'));
-        if matches!(starts_parameter, b';' | b' ' | b'\t') && matches!(next, Some(b'=' | b'*')) {
-            return true;
-        }
-        // The byte before the next match, when it follows at once: the last of this one.
-        before = b'e';
-        rest = after;
-    }
-    false
+    (0..lower.len()).any(|at| {
+        let starts_parameter = at == 0 || matches!(lower.get(at - 1), Some(b';' | b' ' | b'\t'));
+        let after = lower
+            .get(at..)
+            .and_then(|rest| rest.strip_prefix(b"filename"));
+        starts_parameter
+            && after
+                .is_some_and(|after| matches!(after.trim_ascii_start().first(), Some(b'=' | b'*')))
+    })
 }
 
 fn bad_request(reason: impl Into<String>) -> Error {
@@ -379,11 +398,12 @@ enum Framing {
 #[derive(Debug)]
 struct HeaderBudget {
     /// `--boundary`, which ends the preamble.
-    first: Vec<u8>,
+    first: Finder<'static>,
     /// `CRLF--boundary`, which ends a part's content.
-    delimiter: Vec<u8>,
+    delimiter: Finder<'static>,
     framing: Framing,
-    /// The tail of the last chunk that may be the start of what is looked for.
+    /// The tail of the last chunk that may be the start of what is looked for (shorter than
+    /// the delimiter, or, in a preamble or header block, than the budget).
     carry: Vec<u8>,
     /// Bytes of the current preamble or header block.
     counted: usize,
@@ -392,8 +412,8 @@ struct HeaderBudget {
 impl HeaderBudget {
     fn new(boundary: &str) -> Self {
         Self {
-            first: format!("--{boundary}").into_bytes(),
-            delimiter: format!("\r\n--{boundary}").into_bytes(),
+            first: Finder::new(format!("--{boundary}").as_bytes()).into_owned(),
+            delimiter: Finder::new(format!("\r\n--{boundary}").as_bytes()).into_owned(),
             framing: Framing::Preamble,
             carry: Vec::new(),
             counted: 0,
@@ -401,28 +421,51 @@ impl HeaderBudget {
     }
 
     /// Follows the next chunk of the body; false once a preamble or header block is too long.
+    /// Content, nearly every byte of an upload, is searched in place: only the few bytes held
+    /// from the last chunk are joined with the start of this one.
     fn follow(&mut self, chunk: &[u8]) -> bool {
         if matches!(self.framing, Framing::Done | Framing::Overflow) {
             return self.framing == Framing::Done;
         }
-        let mut data = std::mem::take(&mut self.carry);
-        data.extend_from_slice(chunk);
-        let mut rest = data.as_slice();
+        let joined: Vec<u8>;
+        let mut rest = chunk;
+        let reach = self.delimiter.needle().len() - 1;
+        if self.framing == Framing::Content && !self.carry.is_empty() && chunk.len() >= reach {
+            // A delimiter begun in the held bytes ends within this chunk's first `reach` bytes;
+            // one that begins in the chunk is found by the search in place below.
+            let mut window = std::mem::take(&mut self.carry);
+            let held = window.len();
+            window.extend_from_slice(chunk.get(..reach).unwrap_or_default());
+            if let Some(at) = self.delimiter.find(&window) {
+                rest = chunk.get(at + reach + 1 - held..).unwrap_or_default();
+                self.framing = Framing::AfterDelimiter;
+                self.counted = 0;
+            }
+            window.clear();
+            self.carry = window;
+        } else if !self.carry.is_empty() {
+            // Short chunks, and the framing between contents (bounded by the budget).
+            joined = [self.carry.as_slice(), chunk].concat();
+            self.carry.clear();
+            rest = &joined;
+        }
         loop {
             match self.framing {
                 Framing::Done => return true,
                 Framing::Overflow => return false,
-                Framing::Preamble => match find(rest, &self.first) {
+                Framing::Preamble => match self.first.find(rest) {
                     Some(at) => {
                         self.counted += at;
                         if !self.within_budget() {
                             return false;
                         }
                         self.counted = 0;
-                        rest = rest.get(at + self.first.len()..).unwrap_or_default();
+                        rest = rest
+                            .get(at + self.first.needle().len()..)
+                            .unwrap_or_default();
                         self.framing = Framing::AfterDelimiter;
                     }
-                    None => return self.hold(rest, self.first.len() - 1, true),
+                    None => return self.hold(rest, self.first.needle().len() - 1, true),
                 },
                 Framing::AfterDelimiter => {
                     if rest.len() < 2 {
@@ -449,7 +492,7 @@ impl HeaderBudget {
                         self.framing = Framing::Done;
                     }
                 }
-                Framing::Headers => match find(rest, b"\r\n\r\n") {
+                Framing::Headers => match memmem::find(rest, b"\r\n\r\n") {
                     Some(at) => {
                         self.counted += at + 4;
                         if !self.within_budget() {
@@ -460,13 +503,15 @@ impl HeaderBudget {
                     }
                     None => return self.hold(rest, 3, true),
                 },
-                Framing::Content => match find(rest, &self.delimiter) {
+                Framing::Content => match self.delimiter.find(rest) {
                     Some(at) => {
-                        rest = rest.get(at + self.delimiter.len()..).unwrap_or_default();
+                        rest = rest
+                            .get(at + self.delimiter.needle().len()..)
+                            .unwrap_or_default();
                         self.counted = 0;
                         self.framing = Framing::AfterDelimiter;
                     }
-                    None => return self.hold(rest, self.delimiter.len() - 1, false),
+                    None => return self.hold(rest, reach, false),
                 },
             }
             if !self.within_budget() {
@@ -483,7 +528,8 @@ impl HeaderBudget {
         if count {
             self.counted += done.len();
         }
-        self.carry = kept.to_vec();
+        self.carry.clear();
+        self.carry.extend_from_slice(kept);
         self.within_budget()
     }
 
@@ -492,20 +538,6 @@ impl HeaderBudget {
             self.framing = Framing::Overflow;
         }
         self.framing != Framing::Overflow
-    }
-}
-
-/// Where `needle` first occurs in `haystack`.
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    let (&first, tail) = needle.split_first()?;
-    let mut from = 0;
-    loop {
-        let at = from + haystack.get(from..)?.iter().position(|b| *b == first)?;
-        match haystack.get(at + 1..at + needle.len()) {
-            Some(next) if next == tail => return Some(at),
-            Some(_) => from = at + 1,
-            None => return None,
-        }
     }
 }
 
@@ -566,6 +598,7 @@ async fn read_fields(
 ) -> Result<(), Error> {
     // Bounded by the request size limit and `max_parts`.
     let mut parts = 0usize;
+    let mut text_total = 0usize;
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -584,7 +617,8 @@ async fn read_fields(
             .as_ref()
             .is_none_or(|wanted| *wanted == field_name);
         let file_name = field.file_name().map(str::to_owned);
-        if !wanted && (file_name.is_some() || declares_file_name(field.headers())) {
+        let is_file = file_name.is_some() || declares_file_name(field.headers());
+        if !wanted && is_file {
             // A file for another field: not stored, whatever its name.
             while field
                 .chunk()
@@ -595,7 +629,7 @@ async fn read_fields(
             continue;
         }
         let Some(client_name) = file_name else {
-            if declares_file_name(field.headers()) {
+            if is_file {
                 // multer drops a file name it cannot read, which would make a file a text
                 // field: the client would see a success with nothing stored.
                 return Err(bad_request(format!(
@@ -614,8 +648,14 @@ async fn read_fields(
                         limit: MAX_TEXT_FIELD as u64,
                     });
                 }
+                if text_total + text.len() + chunk.len() > MAX_TEXT_TOTAL {
+                    return Err(Error::TooLarge {
+                        limit: MAX_TEXT_TOTAL as u64,
+                    });
+                }
                 text.extend_from_slice(&chunk);
             }
+            text_total += text.len();
             let value = String::from_utf8(text.to_vec())
                 .map_err(|_| bad_request(format!("field '{field_name}' is not UTF-8")))?;
             upload.fields.push((field_name, value));

@@ -8,6 +8,7 @@ use futures::StreamExt;
 use storage_core::{Error, InMemoryStorage, Result, SaveOptions, Storage, StorageExt, UploadTo};
 use storage_http::{
     human_size, refusal_message, save_multipart, ImagePolicy, ImageSize, Upload, UploadPolicy,
+    MAX_TEXT_FIELD, MAX_TEXT_TOTAL,
 };
 
 const BOUNDARY: &str = "XyZzY-boundary";
@@ -190,6 +191,29 @@ async fn limits_refuse_the_whole_request_and_store_nothing() -> Result<()> {
         "{result:?}"
     );
     assert_eq!(stored_count(&storage).await, 0);
+
+    // Text fields: each within MAX_TEXT_FIELD, together over MAX_TEXT_TOTAL; a file before
+    // them is deleted again.
+    let value = "t".repeat(MAX_TEXT_FIELD);
+    let names: Vec<String> = (0..=MAX_TEXT_TOTAL / MAX_TEXT_FIELD)
+        .map(|i| format!("f{i}"))
+        .collect();
+    let mut parts = vec![file("a", "a.txt", "text/plain", b"fits".to_vec())];
+    parts.extend(names.iter().map(|name| Part::Text(name, &value)));
+    let result = upload(&storage, multipart(&parts), &UploadPolicy::new()).await;
+    assert!(
+        matches!(result, Err(Error::TooLarge { limit }) if limit == MAX_TEXT_TOTAL as u64),
+        "{result:?}"
+    );
+    assert_eq!(stored_count(&storage).await, 0);
+    // Exactly at the total is kept.
+    let parts: Vec<Part<'_>> = names
+        .iter()
+        .take(MAX_TEXT_TOTAL / MAX_TEXT_FIELD)
+        .map(|name| Part::Text(name, &value))
+        .collect();
+    let kept = upload(&storage, multipart(&parts), &UploadPolicy::new()).await?;
+    assert_eq!(kept.fields.len(), MAX_TEXT_TOTAL / MAX_TEXT_FIELD);
     Ok(())
 }
 
@@ -435,23 +459,31 @@ async fn stalled_and_trickled_bodies_are_refused() -> Result<()> {
         std::time::Duration::from_millis(500),
     );
     let body = multipart(&[file("f", "a.txt", "text/plain", vec![b'a'; 5000])]);
-    let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    // What the refusal says, within 10 s (a broken guard fails the test instead of hanging it);
+    // empty when the body was taken.
+    let refusal = |body| {
+        let (storage, policy) = (&storage, &policy);
+        async move {
+            let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+            let result = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                save_multipart(storage, &content_type, body, policy),
+            )
+            .await
+            .map_err(|e| Error::backend("test", "not refused in time", e))?;
+            Ok::<_, Error>(
+                result
+                    .err()
+                    .map(|e| refusal_message(&e))
+                    .unwrap_or_default(),
+            )
+        }
+    };
     // 100 bytes, then nothing.
     let head: Vec<Result<Bytes, std::io::Error>> = vec![Ok(Bytes::copy_from_slice(&body[..100]))];
     let stalled = futures::stream::iter(head).chain(futures::stream::pending());
-    // Bounded: a broken guard fails the test instead of hanging it.
-    let result = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        save_multipart(&storage, &content_type, stalled, &policy),
-    )
-    .await
-    .map_err(|e| Error::backend("test", "not refused in time", e))?;
-    let told = result
-        .as_ref()
-        .err()
-        .map(refusal_message)
-        .unwrap_or_default();
-    assert!(told.contains("stalled"), "{result:?}");
+    let told = refusal(stalled.boxed()).await?;
+    assert!(told.contains("stalled"), "{told:?}");
     // 10 bytes every 100 ms: 100 B/s, under the 1000 B/s floor once 500 ms have passed.
     let trickle = futures::stream::iter(
         body.chunks(10)
@@ -462,19 +494,8 @@ async fn stalled_and_trickled_bodies_are_refused() -> Result<()> {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         Ok::<_, std::io::Error>(chunk)
     });
-    // Bounded: a broken guard fails the test instead of hanging it.
-    let result = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        save_multipart(&storage, &content_type, trickle, &policy),
-    )
-    .await
-    .map_err(|e| Error::backend("test", "not refused in time", e))?;
-    let told = result
-        .as_ref()
-        .err()
-        .map(refusal_message)
-        .unwrap_or_default();
-    assert!(told.contains("too slow"), "{result:?}");
+    let told = refusal(trickle.boxed()).await?;
+    assert!(told.contains("too slow"), "{told:?}");
     assert_eq!(stored_count(&storage).await, 0);
     // The same body at full speed is stored.
     upload(&storage, body, &policy).await?;

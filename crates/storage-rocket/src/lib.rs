@@ -24,7 +24,7 @@
 
 use std::sync::Arc;
 
-use futures::{SinkExt, StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use rocket::data::{Data, FromData, Outcome as DataOutcome, ToByteUnit};
 use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::http::{Method, Status};
@@ -278,7 +278,8 @@ impl<'r> Responder<'r, 'static> for UploadRejected {
 }
 
 /// Streams a multipart request body into `target`'s storage under its policy: what the
-/// [`Uploaded`] guard does, for guards of your own (a second upload policy, say).
+/// [`Uploaded`] guard does, for a handler that picks its target at run time. For a second
+/// upload policy on a route, use [`UploadTargetFor`] and [`UploadedFor`] instead.
 pub async fn receive_upload(
     target: &UploadTarget,
     request: &Request<'_>,
@@ -291,18 +292,8 @@ pub async fn receive_upload(
         .to_owned();
     // One byte past the limit so an over-limit body is seen as such, not cut to size.
     let limit = target.policy.max_request_size.saturating_add(1).bytes();
-    let mut reader = tokio_util::io::ReaderStream::new(data.open(limit));
-    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(2);
-    let pump = async move {
-        while let Some(chunk) = reader.next().await {
-            let stop = chunk.is_err();
-            if tx.send(chunk).await.is_err() || stop {
-                break;
-            }
-        }
-    };
-    let save = target.save_multipart(&content_type, rx);
-    storage_http::until_saved(save, pump).await
+    let reader = tokio_util::io::ReaderStream::new(data.open(limit));
+    target.save_multipart_local(&content_type, reader).await
 }
 
 #[rocket::async_trait]

@@ -1912,6 +1912,30 @@ fn well_formed_body(file_len: usize) -> (Vec<u8>, Vec<u8>) {
     (body, content)
 }
 
+/// `body` through `save_multipart` into a fresh in-memory storage, in pieces of `chunk` bytes.
+async fn save_in_chunks(
+    body: &[u8],
+    chunk: usize,
+    policy: &UploadPolicy,
+) -> (
+    InMemoryStorage,
+    Result<storage_http::Upload, storage_core::Error>,
+) {
+    let pieces: Vec<Result<bytes::Bytes, std::io::Error>> = body
+        .chunks(chunk)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    let storage = InMemoryStorage::new();
+    let upload = storage_http::save_multipart(
+        &storage,
+        &form_type(BOUNDARY),
+        futures::stream::iter(pieces),
+        policy,
+    )
+    .await;
+    (storage, upload)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_header_budget_passes_well_formed_bodies_at_any_chunking() {
     let mut checks = Checks::default();
@@ -1925,18 +1949,7 @@ async fn the_header_budget_passes_well_formed_bodies_at_any_chunking() {
         } else {
             (body.clone(), content.clone())
         };
-        let storage = InMemoryStorage::new();
-        let pieces: Vec<Result<bytes::Bytes, std::io::Error>> = body
-            .chunks(chunk)
-            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
-            .collect();
-        let upload = storage_http::save_multipart(
-            &storage,
-            &form_type(BOUNDARY),
-            futures::stream::iter(pieces),
-            &policy,
-        )
-        .await;
+        let (storage, upload) = save_in_chunks(&body, chunk, &policy).await;
         match upload {
             Ok(upload) => {
                 let names: Vec<String> = upload
@@ -1958,22 +1971,23 @@ async fn the_header_budget_passes_well_formed_bodies_at_any_chunking() {
             Err(e) => checks.check(false, format!("chunks of {chunk}: refused: {e}")),
         }
         // One byte over the budget is refused at every cut, and nothing is stored.
-        let pieces: Vec<Result<bytes::Bytes, std::io::Error>> = over
-            .chunks(chunk.max(7))
-            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
-            .collect();
-        let storage = InMemoryStorage::new();
-        let refused = storage_http::save_multipart(
-            &storage,
-            &form_type(BOUNDARY),
-            futures::stream::iter(pieces),
-            &policy,
-        )
-        .await;
+        let (storage, refused) = save_in_chunks(&over, chunk.max(7), &policy).await;
         checks.check(
             matches!(&refused, Err(storage_core::Error::BadRequest { reason }) if reason == "part headers or preamble longer than 16 KiB")
                 && storage.is_empty(),
             format!("chunks of {chunk}: over budget: {refused:?}"),
+        );
+    }
+    // Over the budget after a file whose closing delimiter falls across two chunks at some
+    // cut: the budget must pick the framing up again there (every cut from 7 to 90 bytes).
+    let mut after_content = file_part(b"first.bin", &tricky_content(300));
+    after_content.extend_from_slice(&over);
+    for chunk in 7..=90 {
+        let (storage, refused) = save_in_chunks(&after_content, chunk, &policy).await;
+        checks.check(
+            matches!(&refused, Err(storage_core::Error::BadRequest { reason }) if reason == "part headers or preamble longer than 16 KiB")
+                && storage.is_empty(),
+            format!("chunks of {chunk}, after a file: over budget: {refused:?}"),
         );
     }
     // The same body over real loopback HTTP, cut however each framework cuts it.
