@@ -407,13 +407,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let source = storage_core::FileSystemStorage::new(&dir)?;
             // Entries no stored name can hold are failures, said one by one, never skipped.
-            // A walk of the directory on the blocking pool, not on the runtime's threads.
-            let walked = std::path::PathBuf::from(&dir);
-            let refused = tokio::task::spawn_blocking(move || {
-                dbfiles::maintenance::report_unloadable(&walked)
-            })
-            .await
-            .map_err(|e| Error::backend("dbfiles", "the directory walk failed", e))?;
+            let refused = dbfiles::maintenance::report_unloadable(&source).await?;
             let mut report =
                 dbfiles::maintenance::copy_all(&source, storage.as_ref(), "load").await?;
             report.failed += refused;

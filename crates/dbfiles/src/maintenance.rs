@@ -168,77 +168,15 @@ pub async fn rehash(storage: &dyn Storage, names: Vec<Name>) -> Result<RehashRep
     Ok(report)
 }
 
-/// The entries under a directory that `load` cannot take as stored names, each with the
-/// reason: names that are not UTF-8, or that the name rules refuse (control characters, more
-/// than 1024 bytes, a backslash, which would be read as a `/`). The storage's own walk passes
-/// over them, so without this a load would look complete while leaving them behind. Links are
-/// followed as the storage's listing follows them, and a dangling one is named too; the staging
-/// directory is not looked into.
-pub fn unloadable_entries(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
-    let mut refused = Vec::new();
-    let mut pending = vec![(dir.to_path_buf(), String::new())];
-    // Each directory once, so a link back up the tree cannot make the walk endless.
-    let mut seen = std::collections::HashSet::new();
-    while let Some((path, prefix)) = pending.pop() {
-        if !seen.insert(std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone())) {
-            continue;
-        }
-        let entries = match std::fs::read_dir(&path) {
-            Ok(entries) => entries,
-            Err(e) => {
-                refused.push((path, format!("cannot be read: {e}")));
-                continue;
-            }
-        };
-        for entry in entries {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    refused.push((path.clone(), format!("an entry cannot be read: {e}")));
-                    continue;
-                }
-            };
-            let path = entry.path();
-            // Links followed, as the storage's own listing does.
-            let is_dir = match std::fs::metadata(&path) {
-                Ok(meta) => meta.is_dir(),
-                Err(e) => {
-                    refused.push((path, format!("cannot be read (a dangling link?): {e}")));
-                    continue;
-                }
-            };
-            let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
-                refused.push((path, "the name is not UTF-8".to_owned()));
-                continue;
-            };
-            if prefix.is_empty() && file_name == storage_core::STAGING_DIR {
-                continue;
-            }
-            let name = format!("{prefix}{file_name}");
-            if file_name.contains('\\') {
-                refused.push((path, "the name holds a backslash".to_owned()));
-                continue;
-            }
-            if let Err(e) = Name::new(&name) {
-                refused.push((path, e.to_string()));
-                continue;
-            }
-            if is_dir {
-                pending.push((path, format!("{name}/")));
-            }
-        }
-    }
-    refused.sort();
-    refused
-}
-
-/// Says on stderr which entries under `dir` `load` cannot take (see [`unloadable_entries`]);
-/// returns how many, for the failure count.
+/// Says on stderr which entries of the directory `load` reads from cannot be taken as stored
+/// names (see `FileSystemStorage::unlistable_entries`: the storage's walk passes over them, so
+/// without this a load would look complete while leaving them behind); returns how many, for
+/// the failure count.
 #[allow(clippy::print_stderr)]
-pub fn report_unloadable(dir: &std::path::Path) -> u64 {
-    let refused = unloadable_entries(dir);
+pub async fn report_unloadable(source: &storage_core::FileSystemStorage) -> Result<u64> {
+    let refused = source.unlistable_entries().await?;
     for (path, reason) in &refused {
         eprintln!("dbfiles: {}: not loaded: {reason}", path.display());
     }
-    refused.len() as u64
+    Ok(refused.len() as u64)
 }

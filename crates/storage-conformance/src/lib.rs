@@ -146,6 +146,16 @@ async fn race_for_one_name(
     Ok(names)
 }
 
+/// A PNG's signature and header chunk for a `width` x `height` picture: all that type
+/// sniffing and the image-size checks read (nothing decodes pixels), for tests of uploads.
+pub fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend_from_slice(&width.to_be_bytes());
+    png.extend_from_slice(&height.to_be_bytes());
+    png.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    png
+}
+
 /// A fresh directory name for one behaviour, so suites can share a database.
 pub fn unique_dir(behaviour: &str) -> String {
     let random = Alphanumeric

@@ -450,69 +450,14 @@ impl Storage for FileSystemStorage {
     }
 
     async fn listdir(&self, dir: Option<&Name>) -> Result<Listing> {
-        let path = match dir {
-            Some(dir) => self.path(dir)?,
-            None => self.location.clone(),
-        };
-        let at_root = dir.is_none();
-        let dir_name = dir.cloned();
-        let shown = dir.map_or_else(String::new, ToString::to_string);
-        // The directories the walk went through to get here: the root, then one per part.
-        let mut steps = vec![self.location.clone()];
-        for part in dir.map(Name::parts).into_iter().flatten() {
-            let next = steps.last().map(|last| last.join(part));
-            steps.extend(next);
-        }
+        let location = self.location.clone();
+        let dir = dir.cloned();
         blocking(move || {
-            // Where those directories really are, for telling a link back up the walk apart.
-            let mut real_steps: Option<Vec<PathBuf>> = None;
-            let entries = match fs::read_dir(&path) {
-                Ok(entries) => entries,
-                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-                    return Ok(Listing::default())
-                }
-                Err(e) => return Err(io_error(e, &shown, "cannot list")),
+            let read = read_listing(&location, dir.as_ref())?;
+            let mut listing = Listing {
+                dirs: read.dirs.into_iter().map(|(name, _)| name).collect(),
+                files: read.files,
             };
-            let mut listing = Listing::default();
-            for entry in entries {
-                let entry = entry.map_err(|e| io_error(e, &shown, "cannot list"))?;
-                // Not UTF-8, or not a name as it stands (a backslash reads as `/`, so it would
-                // stand for another file): not a name this storage could have written.
-                let Ok(file_name) = entry.file_name().into_string() else {
-                    continue;
-                };
-                if !Name::is_listable(dir_name.as_ref(), &file_name) {
-                    continue;
-                }
-                if at_root && file_name == STAGING_DIR {
-                    continue;
-                }
-                match fs::metadata(entry.path()) {
-                    Ok(m) if m.is_dir() => {
-                        // A link to a directory the walk went through to get here, or one
-                        // above it (`ln -s . again`, `a/l -> ../b` with `b/l -> ../a`), would
-                        // be walked for ever, each file listed once per round: not listed.
-                        // Other links to directories are followed, like Django's storage does.
-                        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
-                        if is_link {
-                            let real = real_steps.get_or_insert_with(|| {
-                                steps
-                                    .iter()
-                                    .filter_map(|p| fs::canonicalize(p).ok())
-                                    .collect()
-                            });
-                            let back_up = fs::canonicalize(entry.path())
-                                .is_ok_and(|target| real.iter().any(|s| s.starts_with(&target)));
-                            if back_up {
-                                continue;
-                            }
-                        }
-                        listing.dirs.push(file_name);
-                    }
-                    Ok(_) => listing.files.push(file_name),
-                    Err(_) => {} // removed meanwhile, or a dangling link
-                }
-            }
             listing.dirs.sort();
             listing.files.sort();
             Ok(listing)
@@ -530,6 +475,38 @@ impl Storage for FileSystemStorage {
 }
 
 impl FileSystemStorage {
+    /// Every entry under the location that listings pass over, with the reason a person should
+    /// hear: a name that is not UTF-8 or not a name as it stands (a backslash, a control
+    /// character, too long), an entry that cannot be read (a dangling link). The staging
+    /// directory and links back up the tree are passed over without a word. For an import from
+    /// a directory (`dbfiles load`) to say what it could not take instead of looking complete.
+    pub async fn unlistable_entries(&self) -> Result<Vec<(PathBuf, String)>> {
+        let location = self.location.clone();
+        blocking(move || {
+            let mut refused = Vec::new();
+            let mut pending: Vec<Option<Name>> = vec![None];
+            // Bounded: names grow with depth and stop at MAX_NAME_BYTES, and links back up
+            // the walk are not followed.
+            while let Some(dir) = pending.pop() {
+                match read_listing(&location, dir.as_ref()) {
+                    Ok(read) => {
+                        refused.extend(read.refused);
+                        pending.extend(read.dirs.into_iter().map(|(_, name)| Some(name)));
+                    }
+                    // An unreadable directory is named, and the walk goes on.
+                    Err(e) => {
+                        let path =
+                            dir.map_or_else(|| location.clone(), |d| location.join(d.as_str()));
+                        refused.push((path, format!("cannot be read: {e}")));
+                    }
+                }
+            }
+            refused.sort();
+            Ok(refused)
+        })
+        .await
+    }
+
     async fn published(
         &self,
         name: &Name,
@@ -553,6 +530,96 @@ impl FileSystemStorage {
 }
 
 /// Runs blocking filesystem work off the async runtime's worker threads.
+/// One directory as listings see it.
+#[derive(Default)]
+struct ReadListing {
+    /// Subdirectories: the entry, and its name.
+    dirs: Vec<(String, Name)>,
+    files: Vec<String>,
+    /// Entries passed over, with the reason.
+    refused: Vec<(PathBuf, String)>,
+}
+
+/// Reads the directory `dir` below `location` as every listing does: names that are not UTF-8
+/// or not names as they stand ([`Name::is_listable`]) are refused, the staging directory is
+/// left out, links are followed except back up the walk, and a dangling link is refused.
+fn read_listing(location: &Path, dir: Option<&Name>) -> Result<ReadListing> {
+    let shown = dir.map_or_else(String::new, ToString::to_string);
+    // The directories the walk went through to get here: the root, then one per part.
+    let mut steps = vec![location.to_path_buf()];
+    for part in dir.map(Name::parts).into_iter().flatten() {
+        let next = steps.last().map(|last| last.join(part));
+        steps.extend(next);
+    }
+    let path = steps
+        .last()
+        .cloned()
+        .unwrap_or_else(|| location.to_path_buf());
+    let entries = match fs::read_dir(&path) {
+        Ok(entries) => entries,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            return Ok(ReadListing::default())
+        }
+        Err(e) => return Err(io_error(e, &shown, "cannot list")),
+    };
+    // Where the walk's directories really are, for telling a link back up the walk apart;
+    // worked out at the first link to a directory.
+    let mut real_steps: Option<Vec<PathBuf>> = None;
+    let mut read = ReadListing::default();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(e, &shown, "cannot list"))?;
+        let entry_path = entry.path();
+        let Ok(file_name) = entry.file_name().into_string() else {
+            read.refused
+                .push((entry_path, "the name is not UTF-8".to_owned()));
+            continue;
+        };
+        if dir.is_none() && file_name == STAGING_DIR {
+            continue;
+        }
+        // Not a name as it stands (a backslash reads as `/`, so it would stand for another
+        // file): not a name this storage could have written.
+        let Some(name) = Name::listed(dir, &file_name) else {
+            let full = dir.map_or_else(|| file_name.clone(), |d| format!("{d}/{file_name}"));
+            let reason = match Name::new(&full) {
+                Err(e) => e.to_string(),
+                Ok(_) => "the name holds a backslash".to_owned(),
+            };
+            read.refused.push((entry_path, reason));
+            continue;
+        };
+        match fs::metadata(&entry_path) {
+            Ok(m) if m.is_dir() => {
+                // A link to a directory the walk went through to get here, or one above it
+                // (`ln -s . again`, `a/l -> ../b` with `b/l -> ../a`), would be walked for
+                // ever, each file listed once per round: not listed. Other links to
+                // directories are followed, like Django's storage does.
+                if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                    let real = real_steps.get_or_insert_with(|| {
+                        steps
+                            .iter()
+                            .filter_map(|p| fs::canonicalize(p).ok())
+                            .collect()
+                    });
+                    let back_up = fs::canonicalize(&entry_path)
+                        .is_ok_and(|target| real.iter().any(|s| s.starts_with(&target)));
+                    if back_up {
+                        continue;
+                    }
+                }
+                read.dirs.push((file_name, name));
+            }
+            Ok(_) => read.files.push(file_name),
+            // Removed meanwhile, or a dangling link.
+            Err(e) => read.refused.push((
+                entry_path,
+                format!("cannot be read (a dangling link?): {e}"),
+            )),
+        }
+    }
+    Ok(read)
+}
+
 async fn blocking<T, F>(work: F) -> Result<T>
 where
     F: FnOnce() -> Result<T> + Send + 'static,

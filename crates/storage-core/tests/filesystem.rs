@@ -353,6 +353,18 @@ async fn links_back_up_the_tree_are_not_walked() -> Result<()> {
     );
     let listing = storage.listdir(None).await?;
     assert_eq!(listing.dirs, ["elsewhere", "sub", "x", "y"]);
+    // Links back up are passed over without a word; a dangling one is named.
+    assert_eq!(storage.unlistable_entries().await?, []);
+    std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join("sub/dangling"))
+        .map_err(io)?;
+    let refused = storage.unlistable_entries().await?;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused.iter().all(
+            |(path, reason)| path.ends_with("sub/dangling") && reason.contains("dangling link")
+        ),
+        "{refused:?}"
+    );
     // The links still lead to the files when named.
     assert_eq!(
         storage.read_to_bytes("again/a.txt").await?,

@@ -34,6 +34,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use http::header::LOCATION;
 use http::{HeaderValue, Response, StatusCode};
 use storage_core::{
@@ -198,13 +199,18 @@ impl Pictures {
             Ok(listing) => listing.files,
             Err(e) => return unavailable(&e),
         };
-        let mut items = String::new();
-        for file in files.iter().take(500) {
-            let Ok(name) = Name::new(format!("{FOLDER}/{file}")) else {
-                continue;
-            };
-            items.push_str(&self.item(&name).await);
-        }
+        // A few pictures at a time: each is a round trip to the database.
+        let names: Vec<Name> = files
+            .iter()
+            .take(500)
+            .filter_map(|file| Name::new(format!("{FOLDER}/{file}")).ok())
+            .collect();
+        let mut items: String = futures::stream::iter(names)
+            .map(|name| async move { self.item(&name).await })
+            .buffered(8)
+            .collect::<Vec<String>>()
+            .await
+            .concat();
         if items.is_empty() {
             items.push_str("<li class=\"empty\">No pictures yet.</li>\n");
         }
@@ -239,9 +245,13 @@ impl Pictures {
             return String::new();
         };
         let meta = opened.meta;
-        let src =
+        // Signed when private; a picture whose link cannot be made is left out, never shown
+        // by a plain link.
+        let Ok(src) =
             storage_core::file_url("profile-pics", Some(MEDIA), Some(&self.signer), &meta, None)
-                .unwrap_or_else(|_| storage_core::media_url(MEDIA, name.as_str()));
+        else {
+            return String::new();
+        };
         let probe = peek_image(Content::from_stream(opened.stream)).await;
         let pixels = match probe.ok().and_then(|(probe, _)| probe) {
             Some(info) => format!("{}x{}", info.size.width, info.size.height),

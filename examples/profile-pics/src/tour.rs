@@ -158,66 +158,6 @@ fn psql(url: &str, statement: &str) -> Result<(), Failure> {
     }
 }
 
-/// A real PNG of `width` x `height` (an uncompressed deflate stream of grey pixels).
-pub fn png(width: u32, height: u32) -> Vec<u8> {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-        out.extend_from_slice(&u32::try_from(data.len()).unwrap_or(0).to_be_bytes());
-        let start = out.len();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let crc = crc32(out.get(start..).unwrap_or_default());
-        out.extend_from_slice(&crc.to_be_bytes());
-    }
-    let mut header = Vec::new();
-    header.extend_from_slice(&width.to_be_bytes());
-    header.extend_from_slice(&height.to_be_bytes());
-    header.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit greyscale
-    let row_len = width as usize + 1;
-    let raw: Vec<u8> = (0..height as usize * row_len)
-        .map(|i| if i % row_len == 0 { 0 } else { 0x80 })
-        .collect();
-    // zlib with stored (uncompressed) deflate blocks of at most 65535 bytes.
-    let mut zlib = vec![0x78, 0x01];
-    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
-    for (i, block) in blocks.iter().enumerate() {
-        zlib.push(u8::from(i + 1 == blocks.len()));
-        let len = u16::try_from(block.len()).unwrap_or(u16::MAX);
-        zlib.extend_from_slice(&len.to_le_bytes());
-        zlib.extend_from_slice(&(!len).to_le_bytes());
-        zlib.extend_from_slice(block);
-    }
-    zlib.extend_from_slice(&adler32(&raw).to_be_bytes());
-    let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    chunk(&mut out, b"IHDR", &header);
-    chunk(&mut out, b"IDAT", &zlib);
-    chunk(&mut out, b"IEND", &[]);
-    out
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                0xEDB8_8320 ^ (crc >> 1)
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn adler32(data: &[u8]) -> u32 {
-    let (mut a, mut b) = (1u32, 0u32);
-    for &byte in data {
-        a = (a + u32::from(byte)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    (b << 16) | a
-}
-
 /// `data` with zero bytes after it up to `size`: a valid image header on a too large file.
 fn padded(mut data: Vec<u8>, size: usize) -> Vec<u8> {
     data.resize(size, 0);
@@ -347,7 +287,7 @@ pub async fn tour(base: &str) -> Result<(), Failure> {
     }
 
     // A picture: a uuid name under profile_pics/, its size named, listed as a thumbnail.
-    let portrait = png(640, 480);
+    let portrait = storage_conformance::png_header(640, 480);
     let saved = client
         .upload(
             "/pictures",
@@ -394,12 +334,20 @@ pub async fn tour(base: &str) -> Result<(), Failure> {
             "'notes.png' is not an image",
         ),
         (
-            form_with_picture("wide.png", "image/png", &png(5000, 2)),
+            form_with_picture(
+                "wide.png",
+                "image/png",
+                &storage_conformance::png_header(5000, 2),
+            ),
             415,
             "larger than the 4096x4096 allowed",
         ),
         (
-            form_with_picture("huge.png", "image/png", &padded(png(64, 64), 6 << 20)),
+            form_with_picture(
+                "huge.png",
+                "image/png",
+                &padded(storage_conformance::png_header(64, 64), 6 << 20),
+            ),
             413,
             "larger than the 5.0 MiB limit",
         ),
@@ -416,7 +364,7 @@ pub async fn tour(base: &str) -> Result<(), Failure> {
     }
 
     // A private picture: its thumbnail is a signed URL; the bare URL is refused.
-    let secret_face = png(32, 32);
+    let secret_face = storage_conformance::png_header(32, 32);
     let saved = client
         .upload(
             "/private-pictures",

@@ -19,6 +19,8 @@
     clippy::type_complexity
 )]
 
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -798,7 +800,7 @@ async fn hostile_upload_file_names_store_safe_names_and_inject_no_header() {
             "&#0; in a file name",
             b"form-data; name=\"file\"; filename=\"a&#0;b.txt\"".to_vec(),
             200,
-            "",
+            "uploads/a0b.txt",
         ),
         (
             "raw control byte in a file name",
@@ -1315,10 +1317,13 @@ async fn hostile_range_headers_follow_the_rules() {
         let mut two = get(&target, &[("Range", "bytes=0-0"), ("Range", "bytes=5-9")]);
         let reply = exchange(addr, std::mem::take(&mut two)).await;
         checks.answer(framework, "two Range headers", &reply, 206, "");
-        eprintln!(
-            "{framework}: two Range headers: {:?} {}",
-            reply.header("content-range"),
-            reply.short()
+        checks.check(
+            reply.header("content-range") == Some("bytes 0-0/1000") && reply.body.len() == 1,
+            format!(
+                "{framework}: two Range headers: not the first one's byte: {:?} {}",
+                reply.header("content-range"),
+                reply.short()
+            ),
         );
         // A range on a private file without a signature: refused before any byte is read.
         let reply = exchange(
@@ -1364,10 +1369,11 @@ async fn forged_signatures_get_403_and_no_bytes() {
     let wrong_secret = UrlSigner::new("not the secret").sign_until(&plan, expires);
     let standard_base64 = {
         // The same MAC in standard base64 with padding: `+`, `/` and `=` are not base64url.
-        let bytes = base64_url_decode(&signature);
-        base64_standard_encode(&bytes)
+        STANDARD.encode(URL_SAFE_NO_PAD.decode(&signature).unwrap())
     };
-    let hex: String = base64_url_decode(&signature)
+    let hex: String = URL_SAFE_NO_PAD
+        .decode(&signature)
+        .unwrap()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -1648,43 +1654,6 @@ async fn forged_signatures_get_403_and_no_bytes() {
         .await;
     fixture.stop().await;
     checks.finish("signatures");
-}
-
-fn base64_url_decode(text: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut bits = 0u32;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for c in text.bytes() {
-        let value = alphabet.iter().position(|a| *a == c).unwrap() as u32;
-        bits = (bits << 6) | value;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    out
-}
-
-fn base64_standard_encode(bytes: &[u8]) -> String {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -137,16 +137,6 @@ async fn send(
     })
 }
 
-fn png(width: u32, height: u32) -> Vec<u8> {
-    let mut data = vec![
-        0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
-    ];
-    data.extend_from_slice(&width.to_be_bytes());
-    data.extend_from_slice(&height.to_be_bytes());
-    data.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
-    data
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::backend("test", "tempdir", e))?;
@@ -164,7 +154,9 @@ async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
         .collect();
     let keep = SaveOptions::new().keep_name(true);
     let a = storage.save_with("docs/a.txt", text.clone(), &keep).await?;
-    storage.save_with("img/p.png", png(4, 3), &keep).await?;
+    storage
+        .save_with("img/p.png", storage_conformance::png_header(4, 3), &keep)
+        .await?;
     storage
         .save_with("page.html", "<script>alert(1)</script>", &keep)
         .await?;
@@ -285,7 +277,12 @@ async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
             .multipart("file", "x.png", "image/png", b"not an image"),
         get("image upload", "/upload-image", 200)
             .method(reqwest::Method::POST)
-            .multipart("file", "p.png", "image/png", &png(2, 2)),
+            .multipart(
+                "file",
+                "p.png",
+                "image/png",
+                &storage_conformance::png_header(2, 2),
+            ),
         get("private: no signature", "/media/private/plan.pdf", 403),
         get(
             "private: signed",
