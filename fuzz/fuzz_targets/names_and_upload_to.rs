@@ -13,7 +13,6 @@
 
 #![no_main]
 
-use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, TimeZone, Utc};
 use libfuzzer_sys::fuzz_target;
 use storage_core::naming::{
@@ -21,7 +20,7 @@ use storage_core::naming::{
     MAX_UPLOAD_FILENAME_CHARS,
 };
 use storage_core::{Error, Name, NameCandidates, UploadTo};
-use storage_fuzz::{check_name, split_fields, strict};
+use storage_fuzz::{check_name, split_fields};
 use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
 
 /// What `get_valid_name` may leave: Python's `\w` (letters, numbers, `_`), `-` and `.`.
@@ -128,9 +127,8 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(ok) = validate_file_name(name, relative) {
             assert_eq!(ok, name);
             let posix = name.replace('\\', "/");
-            // F4 (known): the file-name check looks at the part after the last `/` only.
-            let base_of = if strict() { posix.as_str() } else { name };
-            let base = base_of.rsplit('/').next().unwrap_or_default();
+            // F4: the file name is what follows the last `/` or backslash.
+            let base = posix.rsplit('/').next().unwrap_or_default();
             assert!(
                 !base.is_empty() && base != "." && base != "..",
                 "validate_file_name({relative}): no file name in {name:?}"
@@ -142,12 +140,10 @@ fuzz_target!(|data: &[u8]| {
                 );
             } else {
                 assert!(!name.contains('/'), "validate_file_name(false): path in {name:?}");
-                if strict() {
-                    assert!(
-                        !name.contains('\\'),
-                        "validate_file_name(false): backslash path in {name:?} (F4)"
-                    );
-                }
+                assert!(
+                    !name.contains('\\'),
+                    "validate_file_name(false): backslash path in {name:?} (F4)"
+                );
             }
         }
     }
@@ -186,21 +182,12 @@ fuzz_target!(|data: &[u8]| {
 
     // upload_to as a strftime template
     let now = date(*flags);
-    // F6 (known): a template chrono parses but cannot format (`%#z`) panics; outside strict
-    // mode such templates are skipped.
-    let formats = || {
-        use std::fmt::Write;
-        let items: Vec<Item<'_>> = StrftimeItems::new(dir).collect();
-        let mut out = String::new();
-        write!(out, "{}", now.format_with_items(items.into_iter())).is_ok()
-    };
-    if strict() || formats() {
-        let templated = UploadTo::template(dir).generate_filename_at(name, now);
-        check_refusal(&templated, "UploadTo::template");
-        if let Ok(n) = &templated {
-            check_name(n, "UploadTo::template");
-            check_clean_part(n.file_name(), "UploadTo::template");
-        }
+    // F6: a template chrono parses but cannot format (`%#z`) is an error, not a panic.
+    let templated = UploadTo::template(dir).generate_filename_at(name, now);
+    check_refusal(&templated, "UploadTo::template");
+    if let Ok(n) = &templated {
+        check_name(n, "UploadTo::template");
+        check_clean_part(n.file_name(), "UploadTo::template");
     }
 
     // upload_to as uuid names

@@ -9,15 +9,6 @@ use std::sync::OnceLock;
 use http::HeaderMap;
 use storage_core::{Name, MAX_NAME_BYTES};
 
-/// The checks for the findings reported in README.md ("Findings"), all fixed: on unless
-/// `FUZZ_STRICT=0`.
-/// With `FUZZ_STRICT=0` the targets step around those inputs.
-pub fn strict() -> bool {
-    static STRICT: OnceLock<bool> = OnceLock::new();
-    // On by default since the six findings were fixed; `FUZZ_STRICT=0` steps around them again.
-    *STRICT.get_or_init(|| std::env::var_os("FUZZ_STRICT").is_none_or(|v| v != "0"))
-}
-
 /// `FUZZ_DEBUG=1` makes the targets print what each input did (for replaying one input).
 pub fn debug() -> bool {
     static DEBUG: OnceLock<bool> = OnceLock::new();
@@ -41,7 +32,7 @@ pub fn has_drive_prefix(s: &str) -> bool {
     matches!((chars.next(), chars.next()), (Some(l), Some(':')) if l.is_ascii_alphabetic())
 }
 
-/// True when `known` is a pre-1970 or post-9999 time that `httpdate` cannot format (finding F1).
+/// True for a pre-1970 or post-9999 time, which `httpdate` cannot format (finding F1).
 pub fn outside_http_dates(time: std::time::SystemTime) -> bool {
     match time.duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => d.as_secs() >= 253_402_300_800,
@@ -71,20 +62,14 @@ pub fn check_name(name: &Name, what: &str) {
             "{what}: part {part:?} in {s:?}"
         );
     }
-    if strict() {
-        assert!(!has_drive_prefix(s), "{what}: drive prefix in {s:?} (F2)");
-        // On Windows, `Path::join` of a `C:` part throws away the storage root.
-        assert!(
-            !s.split('/').any(has_drive_prefix),
-            "{what}: a part of {s:?} is a drive (F2)"
-        );
-    }
+    // F2: on Windows, `Path::join` of a `C:` part throws away the storage root.
+    assert!(
+        !s.split('/').any(has_drive_prefix),
+        "{what}: a part of {s:?} is a drive (F2)"
+    );
     match Name::new(s) {
         Ok(again) => assert_eq!(&again, name, "{what}: Name::new not idempotent on {s:?}"),
-        Err(e) if strict() || !has_drive_prefix(s) => {
-            panic!("{what}: Name::new refuses its own output {s:?}: {e}")
-        }
-        Err(_) => {} // F2, known
+        Err(e) => panic!("{what}: Name::new refuses its own output {s:?}: {e}"),
     }
 }
 

@@ -36,6 +36,11 @@
 //! - Crates used: `opendal` (every protocol), `suppaftp` (the FTP rename OpenDAL lacks),
 //!   `tempfile` (the copy a create-only write keeps to resend under another name), `url`.
 
+/// The remote-storage guide's code, compiled as doctests where its API lives.
+#[cfg(all(doctest, feature = "s3"))]
+#[doc = include_str!("../../../docs/remote.md")]
+mod remote_guide {}
+
 #[cfg(feature = "ftp")]
 mod ftp;
 mod replay;
