@@ -156,6 +156,21 @@ pub fn png_header(width: u32, height: u32) -> Vec<u8> {
     png
 }
 
+/// A PNG that is also an HTML page: [`png_header`], then a text chunk holding a script. An image
+/// check passes it (it is a PNG), and a server that goes by a `.html` name would run the script;
+/// the upload tests send it as `me.html` and require it stored as `.png`.
+pub fn png_with_html(width: u32, height: u32) -> Vec<u8> {
+    let text = b"comment\0<html><script>alert(document.domain)</script></html>";
+    let mut png = png_header(width, height);
+    png.extend_from_slice(&u32::try_from(text.len()).unwrap_or(0).to_be_bytes());
+    png.extend_from_slice(b"tEXt");
+    png.extend_from_slice(text);
+    // Sniffers and size checks read no checksums: zeros stand in for the CRCs.
+    png.extend_from_slice(&[0; 4]);
+    png.extend_from_slice(b"\0\0\0\0IEND\0\0\0\0");
+    png
+}
+
 /// A fresh directory name for one behaviour, so suites can share a database.
 pub fn unique_dir(behaviour: &str) -> String {
     let random = Alphanumeric
@@ -237,7 +252,7 @@ pub async fn save_and_read_back(storage: &dyn Storage) -> Result<()> {
         Bytes::from_static(b"hello, world")
     );
     assert!(storage.exists(meta.name.as_str()).await?);
-    assert!(!storage.exists(&format!("{dir}/other.txt")).await?);
+    assert!(!storage.exists(format!("{dir}/other.txt")).await?);
     assert_eq!(storage.size(meta.name.as_str()).await?, 12);
     let names = storage.listdir(Some(&name(&dir)?)).await?;
     assert_eq!(names.files, vec!["hello.txt".to_owned()]);
@@ -613,7 +628,7 @@ pub async fn large_streamed_file(storage: &dyn Storage) -> Result<()> {
                 matches!(over, Err(Error::TooLarge { limit: l }) if l == limit),
                 "{over:?}"
             );
-            assert!(!storage.exists(&format!("{dir}/over.bin")).await?);
+            assert!(!storage.exists(format!("{dir}/over.bin")).await?);
             (limit >> 20) << 20
         }
         _ => LARGE_FILE_SIZE,
@@ -815,7 +830,7 @@ pub async fn failed_upload_stores_nothing(storage: &dyn Storage) -> Result<()> {
         .save(&format!("{dir}/partial.bin"), failing_stream(b"half of it"))
         .await;
     assert!(matches!(result, Err(Error::TooLarge { .. })), "{result:?}");
-    assert!(!storage.exists(&format!("{dir}/partial.bin")).await?);
+    assert!(!storage.exists(format!("{dir}/partial.bin")).await?);
     let listing = storage.listdir(Some(&name(&dir)?)).await?;
     assert!(
         listing.files.is_empty() && listing.dirs.is_empty(),
@@ -903,7 +918,7 @@ pub async fn visibility(storage: &dyn Storage) -> Result<()> {
             matches!(result, Err(Error::NotSupported { .. })),
             "{result:?}"
         );
-        assert!(!storage.exists(&format!("{dir}/private.txt")).await?);
+        assert!(!storage.exists(format!("{dir}/private.txt")).await?);
     }
     remove_dir(storage, &dir).await
 }

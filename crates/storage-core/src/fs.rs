@@ -419,7 +419,7 @@ impl Storage for FileSystemStorage {
         Ok(self.meta_from(name, &metadata))
     }
 
-    async fn delete(&self, name: &Name) -> Result<bool> {
+    async fn remove(&self, name: &Name) -> Result<bool> {
         let path = self.path(name)?;
         let location = self.location.clone();
         let owned = name.to_string();

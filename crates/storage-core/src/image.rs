@@ -55,6 +55,20 @@ impl ImagePolicy {
         self
     }
 
+    /// This policy and `other` both: the smaller of each bound. What an upload route's policy
+    /// and a model field's image rule make together.
+    #[must_use]
+    pub fn within(self, other: &Self) -> Self {
+        let smaller = |a: Option<u32>, b: Option<u32>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Self {
+            max_width: smaller(self.max_width, other.max_width),
+            max_height: smaller(self.max_height, other.max_height),
+        }
+    }
+
     /// Checks what [`probe_image`] found in the head of the file named `filename`: its size, or
     /// [`Error::UnsupportedType`] when it is no image or a larger one than accepted.
     pub fn check(&self, probe: Option<&ImageInfo>, filename: &str) -> Result<ImageSize> {

@@ -42,6 +42,7 @@ mod error;
 mod files;
 mod fs;
 mod image;
+mod incoming;
 mod memory;
 mod meta;
 mod mirror;
@@ -56,6 +57,7 @@ pub use error::{BoxError, Error, Result};
 pub use files::{ContentFile, UploadedFile};
 pub use fs::{is_staging_name, refuse_staging_name, FileSystemStorage, STAGING_DIR};
 pub use image::{peek_image, probe_image, ImageInfo, ImagePolicy, ImageSize, IMAGE_SNIFF_BYTES};
+pub use incoming::{Destination, IncomingFile, Received};
 pub use memory::InMemoryStorage;
 pub use meta::{
     etag_from_sha256, ByteRange, Capabilities, ContentHasher, FileMeta, Listing, Visibility,

@@ -199,7 +199,7 @@ impl Storage for InMemoryStorage {
             })
     }
 
-    async fn delete(&self, name: &Name) -> Result<bool> {
+    async fn remove(&self, name: &Name) -> Result<bool> {
         Ok(self.lock().remove(name).is_some())
     }
 

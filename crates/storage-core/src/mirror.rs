@@ -344,8 +344,8 @@ impl<S: Storage> Storage for MirroredStorage<S> {
         self.inner.metadata(name).await
     }
 
-    async fn delete(&self, name: &Name) -> Result<bool> {
-        let deleted = self.inner.delete(name).await?;
+    async fn remove(&self, name: &Name) -> Result<bool> {
+        let deleted = self.inner.remove(name).await?;
         let removed = self.remove_copy(name).await.map(|()| true);
         self.record(removed);
         Ok(deleted)

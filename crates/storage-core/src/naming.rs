@@ -159,6 +159,80 @@ pub fn split_extensions(file_name: &str) -> (&str, &str) {
     }
 }
 
+/// The extension a file of `content_type` is stored with when the client's own does not fit:
+/// `jpg` for `image/jpeg`, `txt` for `text/plain`, the subtype where `mime_guess` knows it as an
+/// extension, and `bin` for a type nothing is known of (served as a download everywhere).
+pub fn extension_for_type(content_type: &str) -> &'static str {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let preferred = match essence.as_str() {
+        "image/jpeg" => Some("jpg"),
+        "image/tiff" => Some("tif"),
+        "image/x-icon" | "image/vnd.microsoft.icon" => Some("ico"),
+        "image/vnd.adobe.photoshop" => Some("psd"),
+        "image/svg+xml" => Some("svg"),
+        "text/plain" => Some("txt"),
+        "text/markdown" => Some("md"),
+        "application/gzip" => Some("gz"),
+        "audio/mpeg" => Some("mp3"),
+        _ => None,
+    };
+    if let Some(ext) = preferred {
+        return ext;
+    }
+    let subtype = essence.split_once('/').map_or("", |(_, sub)| sub);
+    match mime_guess::get_mime_extensions_str(&essence) {
+        Some(exts) => exts
+            .iter()
+            .find(|ext| **ext == subtype)
+            .or_else(|| exts.first())
+            .copied()
+            .unwrap_or("bin"),
+        None => "bin",
+    }
+}
+
+/// Whether `ext` (without the dot, any case) is an extension files of `content_type` carry.
+fn extension_fits(ext: &str, content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    !ext.is_empty()
+        && (ext.eq_ignore_ascii_case(extension_for_type(essence))
+            || mime_guess::from_ext(ext)
+                .iter()
+                .any(|guess| guess.essence_str().eq_ignore_ascii_case(essence)))
+}
+
+/// `filename` with an extension that says what the bytes are: kept when its last extension
+/// fits `content_type` (`photo.JPEG` stays for `image/jpeg`), otherwise replaced with
+/// [`extension_for_type`] (`me.html` holding a PNG becomes `me.png`, `me.png.html` becomes
+/// `me.png`, `avatar` becomes `avatar.png`). A web server, CDN or browser that goes by the
+/// extension then treats the file as what it is, not as what the client named it.
+///
+/// ```
+/// use storage_core::naming::with_type_extension;
+/// assert_eq!(with_type_extension("me.html", "image/png"), "me.png");
+/// assert_eq!(with_type_extension("avatars/Me.JPEG", "image/jpeg"), "avatars/Me.JPEG");
+/// assert_eq!(with_type_extension("notes", "text/plain"), "notes.txt");
+/// ```
+pub fn with_type_extension(filename: &str, content_type: &str) -> String {
+    let cut = filename.rfind(['/', '\\']).map_or(0, |at| at + 1);
+    let (dir, file) = filename.split_at(cut);
+    let (root, ext) = split_last_extension(file);
+    if extension_fits(ext.trim_start_matches('.'), content_type) {
+        return filename.to_owned();
+    }
+    let (inner_root, inner_ext) = split_last_extension(root);
+    if !inner_ext.is_empty() && extension_fits(inner_ext.trim_start_matches('.'), content_type) {
+        // `me.png.html`: the extension before the last one is already right.
+        return format!("{dir}{inner_root}{inner_ext}");
+    }
+    format!("{dir}{root}.{}", extension_for_type(content_type))
+}
+
 /// Python's `os.path.splitext`: only the last extension, leading dots are not one.
 fn split_last_extension(file_name: &str) -> (&str, &str) {
     match file_name.rfind('.') {
@@ -745,6 +819,40 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(sanitize_upload_filename(&input), Some(expected));
+        }
+    }
+
+    #[test]
+    fn names_take_the_extension_of_their_type() {
+        let cases = [
+            // The client's extension fits: kept as written.
+            ("photo.png", "image/png", "photo.png"),
+            ("PHOTO.JPG", "image/jpeg", "PHOTO.JPG"),
+            ("photo.jpeg", "image/jpeg", "photo.jpeg"),
+            ("icon.ico", "image/vnd.microsoft.icon", "icon.ico"),
+            ("data.csv", "text/csv", "data.csv"),
+            ("notes.txt", "text/plain; charset=utf-8", "notes.txt"),
+            // It does not: the type's own.
+            ("me.html", "image/png", "me.png"),
+            ("me.svg", "image/jpeg", "me.jpg"),
+            ("me.png.html", "image/png", "me.png"),
+            ("me.gif.html", "image/png", "me.gif.png"),
+            ("x.html", "text/csv", "x.csv"),
+            ("x.html", "text/plain", "x.txt"),
+            ("avatar", "image/webp", "avatar.webp"),
+            ("me.", "image/png", "me.png"),
+            (".htaccess", "image/png", ".htaccess.png"),
+            ("dir.html/me.html", "image/png", "dir.html/me.png"),
+            (r"dir\me.html", "image/gif", r"dir\me.gif"),
+            // A type nothing is known of goes out as a download.
+            ("run.sh", "application/x-unheard-of", "run.bin"),
+        ];
+        for (filename, content_type, expected) in cases {
+            assert_eq!(
+                with_type_extension(filename, content_type),
+                expected,
+                "{filename} as {content_type}"
+            );
         }
     }
 }

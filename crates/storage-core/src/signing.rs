@@ -54,6 +54,7 @@ impl std::error::Error for SignatureError {}
 pub struct UrlSigner {
     secrets: Vec<Vec<u8>>,
     default_expiry: Duration,
+    expiry_window: u64,
 }
 
 impl fmt::Debug for UrlSigner {
@@ -61,6 +62,7 @@ impl fmt::Debug for UrlSigner {
         f.debug_struct("UrlSigner")
             .field("secrets", &self.secrets.len())
             .field("default_expiry", &self.default_expiry)
+            .field("expiry_window", &self.expiry_window)
             .finish()
     }
 }
@@ -71,6 +73,7 @@ impl UrlSigner {
         Self {
             secrets: vec![secret.as_ref().to_vec()],
             default_expiry: Duration::from_secs(3600),
+            expiry_window: 0,
         }
     }
 
@@ -94,6 +97,47 @@ impl UrlSigner {
         self
     }
 
+    /// Rounds every expiry up to the next multiple of `window` (whole seconds, counted from the
+    /// Unix epoch so every app server agrees), so a file's URL stays the same for that long and
+    /// a browser or CDN caches it instead of fetching a new URL on every page view. A URL then
+    /// lasts at least the asked time and at most `window` more. Zero (the default) turns it off.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use storage_core::{Name, UrlSigner};
+    ///
+    /// let signer = UrlSigner::new("secret").with_expiry_window(Duration::from_secs(3600));
+    /// let name = Name::new("avatars/42.png")?;
+    /// let first = signer.sign(&name, Duration::from_secs(600));
+    /// let again = signer.sign(&name, Duration::from_secs(600));
+    /// # // The two calls may straddle a window boundary: once in a long while, not twice in a row.
+    /// # let again = if first == again { again } else { signer.sign(&name, Duration::from_secs(600)) };
+    /// assert_eq!(first, again);
+    /// # Ok::<(), storage_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_expiry_window(mut self, window: Duration) -> Self {
+        self.expiry_window = window.as_secs();
+        self
+    }
+
+    /// The expiry a URL signed at `now` for `valid_for` gets, in seconds since the Unix epoch:
+    /// rounded up to the [expiry window](Self::with_expiry_window) when there is one.
+    pub fn expiry_for(&self, now: SystemTime, valid_for: Duration) -> u64 {
+        let expires = now
+            .checked_add(valid_for)
+            .unwrap_or(now)
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        match self.expiry_window {
+            0 => expires,
+            window => expires
+                .div_ceil(window)
+                .checked_mul(window)
+                .unwrap_or(expires),
+        }
+    }
+
     /// How long URLs last when no expiry is given.
     pub fn default_expiry(&self) -> Duration {
         self.default_expiry
@@ -112,12 +156,7 @@ impl UrlSigner {
 
     /// The query string (`expires=...&signature=...`) that lets `name` be fetched for `valid_for`.
     pub fn sign(&self, name: &Name, valid_for: Duration) -> String {
-        let expires = SystemTime::now()
-            .checked_add(valid_for)
-            .unwrap_or(SystemTime::now())
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.sign_until(name, expires)
+        self.sign_until(name, self.expiry_for(SystemTime::now(), valid_for))
     }
 
     /// The query string for a fixed expiry, in seconds since the Unix epoch.
@@ -262,5 +301,33 @@ mod tests {
             "secrets never show in Debug"
         );
         Ok(())
+    }
+
+    #[test]
+    fn an_expiry_window_keeps_urls_stable_and_long_enough() {
+        let ten_minutes = Duration::from_secs(600);
+        let plain = UrlSigner::new("s");
+        assert_eq!(plain.expiry_for(at(1_000), ten_minutes), 1_600);
+        assert_eq!(plain.expiry_for(at(1_001), ten_minutes), 1_601);
+
+        let windowed = UrlSigner::new("s").with_expiry_window(Duration::from_secs(3600));
+        // Every signing time within one window gives one expiry, at least ten minutes away.
+        for now in [3_001, 5_000, 3_600 * 2 - 600] {
+            assert_eq!(
+                windowed.expiry_for(at(now), ten_minutes),
+                3_600 * 2,
+                "{now}"
+            );
+        }
+        // Past the window's edge the URL changes, and still lasts ten minutes.
+        assert_eq!(
+            windowed.expiry_for(at(3_600 * 2 - 599), ten_minutes),
+            3_600 * 3
+        );
+        // An expiry already on a window's edge stays there.
+        assert_eq!(
+            windowed.expiry_for(at(3_000), Duration::from_secs(600)),
+            3_600
+        );
     }
 }

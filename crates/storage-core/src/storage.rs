@@ -74,7 +74,7 @@ impl fmt::Debug for OpenedFile {
 /// - a write becomes visible only when complete: a reader sees the old file or the new one, and
 ///   a write whose content stream fails stores nothing;
 /// - `put_new` never replaces a file, even when two writers race for one name;
-/// - `delete` of a missing name succeeds (and returns `false`);
+/// - `remove` of a missing name succeeds (and returns `false`);
 /// - `listdir` of a missing directory is empty.
 #[async_trait]
 pub trait Storage: Send + Sync + fmt::Debug {
@@ -109,8 +109,9 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// The file's metadata, or [`Error::NotFound`].
     async fn metadata(&self, name: &Name) -> Result<FileMeta>;
 
-    /// Deletes a file; `Ok(false)` when there was none.
-    async fn delete(&self, name: &Name) -> Result<bool>;
+    /// Deletes a file; `Ok(false)` when there was none. Callers use [`StorageExt::delete`],
+    /// which takes the name as text like `exists` and `size`.
+    async fn remove(&self, name: &Name) -> Result<bool>;
 
     /// Directories and files directly under `dir` (`None` is the root), sorted.
     async fn listdir(&self, dir: Option<&Name>) -> Result<Listing>;
@@ -253,8 +254,8 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
         (**self).metadata(name).await
     }
 
-    async fn delete(&self, name: &Name) -> Result<bool> {
-        (**self).delete(name).await
+    async fn remove(&self, name: &Name) -> Result<bool> {
+        (**self).remove(name).await
     }
 
     async fn listdir(&self, dir: Option<&Name>) -> Result<Listing> {
@@ -316,14 +317,20 @@ pub trait StorageExt: Storage {
     }
 
     /// The whole file in memory. For small files; stream large ones with [`Storage::open`].
-    async fn read_to_bytes(&self, name: &str) -> Result<Bytes> {
-        let opened = self.open(&Name::new(name)?, None).await?;
+    async fn read_to_bytes<N>(&self, name: N) -> Result<Bytes>
+    where
+        N: AsRef<str> + Send + 'async_trait,
+    {
+        let opened = self.open(&Name::new(name.as_ref())?, None).await?;
         collect_bytes(opened.stream).await
     }
 
     /// True when a file is stored under `name`.
-    async fn exists(&self, name: &str) -> Result<bool> {
-        match self.metadata(&Name::new(name)?).await {
+    async fn exists<N>(&self, name: N) -> Result<bool>
+    where
+        N: AsRef<str> + Send + 'async_trait,
+    {
+        match self.metadata(&Name::new(name.as_ref())?).await {
             Ok(_) => Ok(true),
             Err(Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -331,8 +338,20 @@ pub trait StorageExt: Storage {
     }
 
     /// The file's size in bytes.
-    async fn size(&self, name: &str) -> Result<u64> {
-        Ok(self.metadata(&Name::new(name)?).await?.size)
+    async fn size<N>(&self, name: N) -> Result<u64>
+    where
+        N: AsRef<str> + Send + 'async_trait,
+    {
+        Ok(self.metadata(&Name::new(name.as_ref())?).await?.size)
+    }
+
+    /// Deletes the file stored under `name`; `Ok(false)` when there was none (deleting twice is
+    /// fine). Django's `Storage.delete`.
+    async fn delete<N>(&self, name: N) -> Result<bool>
+    where
+        N: AsRef<str> + Send + 'async_trait,
+    {
+        self.remove(&Name::new(name.as_ref())?).await
     }
 
     /// Stored names, sorted, walking [`Storage::listdir`] from the root; the walk stops once

@@ -698,7 +698,7 @@ impl<C: LegacyDialect> Storage for LegacyStorage<C> {
         Ok(self.meta(name.clone(), &found))
     }
 
-    async fn delete(&self, name: &Name) -> Result<bool> {
+    async fn remove(&self, name: &Name) -> Result<bool> {
         if self.check_name(name).is_err() {
             return Ok(false);
         }

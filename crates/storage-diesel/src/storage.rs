@@ -663,7 +663,7 @@ where
         self.meta_of(&row)
     }
 
-    async fn delete(&self, name: &Name) -> Result<bool> {
+    async fn remove(&self, name: &Name) -> Result<bool> {
         let owned = name.to_string();
         let retired = self
             .with_conn("delete", move |conn| {

@@ -387,7 +387,7 @@ impl Storage for Broken {
     async fn metadata(&self, _: &Name) -> Result<FileMeta> {
         Err(down())
     }
-    async fn delete(&self, _: &Name) -> Result<bool> {
+    async fn remove(&self, _: &Name) -> Result<bool> {
         Err(down())
     }
     async fn listdir(&self, _: Option<&Name>) -> Result<Listing> {
@@ -437,7 +437,7 @@ impl Storage for Racing {
         }
         Ok(meta)
     }
-    async fn delete(&self, n: &Name) -> Result<bool> {
+    async fn remove(&self, n: &Name) -> Result<bool> {
         self.inner.delete(n).await
     }
     async fn listdir(&self, d: Option<&Name>) -> Result<Listing> {

@@ -1020,7 +1020,7 @@ impl Storage for OpendalStorage {
         Ok(self.stat(name).await?.0)
     }
 
-    async fn delete(&self, name: &Name) -> Result<bool> {
+    async fn remove(&self, name: &Name) -> Result<bool> {
         if is_staging_name(name) {
             return Ok(false);
         }

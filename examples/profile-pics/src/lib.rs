@@ -39,7 +39,7 @@ use http::header::LOCATION;
 use http::{HeaderValue, Response, StatusCode};
 use storage_core::{
     peek_image, ByteRange, Content, Error, ImagePolicy, Name, Result, SaveOptions, Storage,
-    UploadTo, UrlSigner, Visibility, IMAGE_SNIFF_BYTES,
+    StorageExt, UploadTo, UrlSigner, Visibility, IMAGE_SNIFF_BYTES,
 };
 use storage_diesel::DatabaseOptions;
 use storage_http::{

@@ -909,7 +909,7 @@ async fn hostile_upload_file_names_store_safe_names_and_inject_no_header() {
                 eprintln!("{framework}: {what}: stored {name:?}, served with {dispositions:?}");
                 fixture
                     .storage
-                    .delete(&Name::new(name).unwrap())
+                    .delete(Name::new(name).unwrap())
                     .await
                     .unwrap();
             }
@@ -1131,7 +1131,7 @@ async fn multipart_bombs_are_refused_in_bounded_time_and_store_nothing() {
                 );
                 fixture
                     .storage
-                    .delete(&Name::new(&name).unwrap())
+                    .delete(Name::new(&name).unwrap())
                     .await
                     .unwrap();
             }
@@ -1981,7 +1981,7 @@ async fn the_header_budget_passes_well_formed_bodies_at_any_chunking() {
             }
             fixture
                 .storage
-                .delete(&Name::new(name).unwrap())
+                .delete(Name::new(name).unwrap())
                 .await
                 .unwrap();
         }
