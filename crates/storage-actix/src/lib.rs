@@ -29,8 +29,10 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use actix_web::http::{Method as ActixMethod, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use storage_core::{Error, Storage};
-use storage_http::{error_response, serve_path, ResponseBody, ServeConfig, Upload};
+use storage_core::{Destination, Error, IncomingFile, Received, Storage};
+use storage_http::{
+    error_response, receive_file_local, serve_path, ResponseBody, ServeConfig, Upload, UploadPolicy,
+};
 
 /// Converts a `storage-http` answer into an actix response.
 pub fn into_actix(response: http::Response<ResponseBody>) -> HttpResponse {
@@ -222,5 +224,83 @@ impl FromRequest for Uploaded {
                 .map(Uploaded)
                 .map_err(UploadRejected)
         })
+    }
+}
+
+impl From<Error> for UploadRejected {
+    fn from(error: Error) -> Self {
+        Self(error)
+    }
+}
+
+/// Extractor: a multipart upload whose body is not read yet. Nothing is stored when the
+/// handler starts, so its own checks (who is asking, which row) run first; the file is then
+/// streamed straight into storage by a model field (`avatar.attach(&user.avatar, form)`) or any
+/// [`Destination`] (`form.store(&destination)`), under the destination's rules and the request
+/// limits of an [`UploadPolicy`] (the defaults, or [`with_policy`](Self::with_policy)).
+///
+/// ```
+/// use std::sync::Arc;
+/// use actix_web::{web, App, HttpResponse};
+/// use storage_actix::{UploadForm, UploadRejected};
+/// use storage_core::{Destination, InMemoryStorage, IncomingFile, Storage};
+///
+/// async fn upload(form: UploadForm) -> Result<HttpResponse, UploadRejected> {
+///     let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
+///     let received = form.store(&Destination::new(storage)).await?;
+///     Ok(HttpResponse::Ok().body(received.meta.name.to_string()))
+/// }
+/// let app = App::new().route("/upload", web::post().to(upload));
+/// # drop(app);
+/// ```
+pub struct UploadForm {
+    content_type: String,
+    payload: Payload,
+    policy: Arc<UploadPolicy>,
+}
+
+impl std::fmt::Debug for UploadForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadForm")
+            .field("content_type", &self.content_type)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UploadForm {
+    /// Reads the body under `policy`'s request limits (size, parts, slow bodies, which field,
+    /// accepted types) instead of the defaults; naming and image rules come from the
+    /// destination.
+    #[must_use]
+    pub fn with_policy(mut self, policy: impl Into<Arc<UploadPolicy>>) -> Self {
+        self.policy = policy.into();
+        self
+    }
+}
+
+impl FromRequest for UploadForm {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        std::future::ready(Ok(Self {
+            content_type,
+            payload: payload.take(),
+            policy: Arc::new(UploadPolicy::default()),
+        }))
+    }
+}
+
+impl IncomingFile for UploadForm {
+    async fn store(self, destination: &Destination) -> storage_core::Result<Received> {
+        // The payload is tied to this thread.
+        receive_file_local(&self.content_type, self.payload, &self.policy, destination).await
     }
 }

@@ -34,8 +34,10 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use storage_core::Storage;
-use storage_http::{error_response, serve_path, ResponseBody, ServeConfig, Upload};
+use storage_core::{Destination, IncomingFile, Received, Storage};
+use storage_http::{
+    error_response, receive_file, serve_path, ResponseBody, ServeConfig, Upload, UploadPolicy,
+};
 
 /// An answer from `storage-http` as an axum response.
 #[derive(Debug)]
@@ -140,5 +142,77 @@ pub struct UploadRejected(pub storage_core::Error);
 impl IntoResponse for UploadRejected {
     fn into_response(self) -> Response {
         StorageResponse(error_response(&self.0)).into_response()
+    }
+}
+
+impl From<storage_core::Error> for UploadRejected {
+    fn from(error: storage_core::Error) -> Self {
+        Self(error)
+    }
+}
+
+/// Extractor: a multipart upload whose body is not read yet. Nothing is stored when the
+/// handler starts, so its own checks (who is asking, which row) run first; the file is then
+/// streamed straight into storage by a model field (`avatar.attach(&user.avatar, form)`) or any
+/// [`Destination`] (`form.store(&destination)`), under the destination's rules and the request
+/// limits of an [`UploadPolicy`] (the defaults, or [`with_policy`](Self::with_policy)).
+///
+/// As a body extractor it comes last among the handler's arguments, after the extractors that
+/// decide whether the request may upload at all.
+///
+/// ```
+/// use std::sync::Arc;
+/// use axum::{routing::post, Router};
+/// use storage_axum::{UploadForm, UploadRejected};
+/// use storage_core::{Destination, InMemoryStorage, IncomingFile, Storage};
+///
+/// async fn upload(form: UploadForm) -> Result<String, UploadRejected> {
+///     let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
+///     let received = form.store(&Destination::new(storage)).await?;
+///     Ok(received.meta.name.to_string())
+/// }
+/// let app: Router = Router::new().route("/upload", post(upload));
+/// # drop(app);
+/// ```
+#[derive(Debug)]
+pub struct UploadForm {
+    content_type: String,
+    body: Body,
+    policy: Arc<UploadPolicy>,
+}
+
+impl UploadForm {
+    /// Reads the body under `policy`'s request limits (size, parts, slow bodies, which field,
+    /// accepted types) instead of the defaults; naming and image rules come from the
+    /// destination.
+    #[must_use]
+    pub fn with_policy(mut self, policy: impl Into<Arc<UploadPolicy>>) -> Self {
+        self.policy = policy.into();
+        self
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for UploadForm {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let content_type = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Self {
+            content_type,
+            body: request.into_body(),
+            policy: Arc::new(UploadPolicy::default()),
+        })
+    }
+}
+
+impl IncomingFile for UploadForm {
+    async fn store(self, destination: &Destination) -> storage_core::Result<Received> {
+        let body = self.body.into_data_stream();
+        receive_file(&self.content_type, body, &self.policy, destination).await
     }
 }

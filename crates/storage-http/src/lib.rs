@@ -28,7 +28,9 @@
 //! - [`status_for`] and [`error_response`]: one status per storage error.
 //! - [`save_multipart`]: multipart uploads streamed into storage under an [`UploadPolicy`]
 //!   (limits per file and per request, safe basenames, types checked against the sniffed bytes,
-//!   images only with their size), all or nothing.
+//!   images only with their size), all or nothing; [`receive_file`]: one file streamed into a
+//!   [`Destination`] (a model field's rules), what the adapters' upload forms do. With an image
+//!   or type rule, the stored name carries the extension of the type the bytes show.
 //!
 //! Crates used for solved problems: `headers` (conditional request headers and ETag
 //! comparison), `http-range-header` (Range syntax), `httpdate` (HTTP dates), `percent-encoding`
@@ -51,7 +53,7 @@ pub use crate::serve::{
     status_for, AccessRequest, Authorize, BodyPlan, ServeConfig, ServeDecision,
 };
 pub use crate::upload::{
-    human_size, refusal_message, save_multipart, upload_name, SavedUpload, Upload, UploadPolicy,
-    UploadTarget, MAX_TEXT_FIELD, MAX_TEXT_TOTAL,
+    human_size, receive_file, receive_file_local, refusal_message, save_multipart, upload_name,
+    SavedUpload, Upload, UploadPolicy, UploadTarget, MAX_TEXT_FIELD, MAX_TEXT_TOTAL,
 };
-pub use storage_core::{ImagePolicy, ImageSize};
+pub use storage_core::{Destination, ImagePolicy, ImageSize, IncomingFile, Received};

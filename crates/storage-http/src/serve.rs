@@ -588,6 +588,13 @@ async fn try_serve(
     request: &HeaderMap,
     config: &ServeConfig,
 ) -> Result<Response<ResponseBody>, Error> {
+    // `/media/` and `/media/dir/` name a directory, not a bad file name: no file is there, as
+    // a static server answers (directories are never listed).
+    if name.is_empty() || name.ends_with('/') {
+        return Err(Error::NotFound {
+            name: name.to_owned(),
+        });
+    }
     let name = Name::new(name)?;
     // A plain GET almost always sends the whole file: open it at once, so a backend that can
     // (the database backends) answers metadata and the first chunk in one round trip. Requests

@@ -8,10 +8,10 @@ use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt};
 use memchr::memmem::{self, Finder};
-use storage_core::naming::sanitize_upload_filename;
+use storage_core::naming::{sanitize_upload_filename, with_type_extension};
 use storage_core::{
-    guess_content_type, probe_image, ByteStream, Content, Error, FileMeta, ImageInfo, ImagePolicy,
-    ImageSize, Name, SaveOptions, Storage, StorageExt, IMAGE_SNIFF_BYTES,
+    guess_content_type, probe_image, ByteStream, Content, Destination, Error, FileMeta, ImageInfo,
+    ImagePolicy, ImageSize, Name, Received, SaveOptions, Storage, StorageExt, IMAGE_SNIFF_BYTES,
 };
 
 use crate::headers::{essence, type_matches};
@@ -202,10 +202,7 @@ impl UploadTarget {
     }
 
     /// [`UploadTarget::save_multipart`] for a body that must stay on the current task (actix's
-    /// payload, rocket's data stream are neither `Send` nor `'static`): a two-chunk channel
-    /// carries it to the parser, with backpressure, and when the save ends early (a refusal, a
-    /// stalled body) the body is dropped at once instead of waiting on a client that may never
-    /// send another byte.
+    /// payload, rocket's data stream are neither `Send` nor `'static`): see [`on_this_task`].
     pub async fn save_multipart_local<S, E>(
         &self,
         content_type: &str,
@@ -215,24 +212,109 @@ impl UploadTarget {
         S: Stream<Item = Result<Bytes, E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let (mut tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(2);
-        let pump = async move {
-            let mut body = std::pin::pin!(body);
-            while let Some(chunk) = body.next().await {
-                let item = chunk.map_err(std::io::Error::other);
-                let stop = item.is_err();
-                if tx.send(item).await.is_err() || stop {
-                    break;
-                }
-            }
-        };
-        let save = std::pin::pin!(self.save_multipart(content_type, rx));
-        let pump = std::pin::pin!(pump);
-        match futures::future::select(save, pump).await {
-            futures::future::Either::Left((saved, _pump)) => saved,
-            futures::future::Either::Right(((), save)) => save.await,
-        }
+        on_this_task(body, |body| self.save_multipart(content_type, body)).await
     }
+}
+
+/// Runs `read` over a body that must stay on the current task (actix's payload, rocket's data
+/// stream are neither `Send` nor `'static`): a two-chunk channel carries it to `read`, with
+/// backpressure, and when `read` ends early (a refusal, a stalled body) the body is dropped at
+/// once instead of waiting on a client that may never send another byte.
+async fn on_this_task<S, E, F, Fut, T>(body: S, read: F) -> Result<T, Error>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    F: FnOnce(mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let (mut tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let pump = async move {
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let item = chunk.map_err(std::io::Error::other);
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
+        }
+    };
+    let read = std::pin::pin!(read(rx));
+    let pump = std::pin::pin!(pump);
+    match futures::future::select(read, pump).await {
+        futures::future::Either::Left((done, _pump)) => done,
+        futures::future::Either::Right(((), read)) => read.await,
+    }
+}
+
+/// The policy an upload into `destination` runs under: the request limits of `policy`, the
+/// destination's naming, its image rule together with the policy's, the smaller size limit,
+/// and one file.
+fn policy_into(policy: &UploadPolicy, destination: &Destination) -> UploadPolicy {
+    let mut merged = policy.clone();
+    merged.save = destination.options().clone();
+    merged.image = match (policy.image, destination.image_policy()) {
+        (Some(route), Some(field)) => Some(route.within(field)),
+        (route, field) => route.or(field.copied()),
+    };
+    if let Some(limit) = destination.size_limit() {
+        merged.max_file_size = merged.max_file_size.min(limit);
+    }
+    merged.max_files = 1;
+    merged
+}
+
+/// Reads a `multipart/form-data` body holding one file (the policy's [`field`](UploadPolicy::field)
+/// when it names one, else the only file part) and streams that file into `destination` under
+/// its rules (naming, image check, size limit) and the request limits of `policy`; the text
+/// fields come back in [`Received::fields`]. No file, or more than one, is
+/// [`Error::BadRequest`]; any refusal stores nothing. What the adapters' upload forms do.
+pub async fn receive_file<S, E>(
+    content_type: &str,
+    body: S,
+    policy: &UploadPolicy,
+    destination: &Destination,
+) -> Result<Received, Error>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    let merged = policy_into(policy, destination);
+    let storage = destination.storage().as_ref();
+    let upload = save_multipart(storage, content_type, body, &merged)
+        .await
+        .map_err(|e| destination.explain(e))?;
+    let Upload { files, fields } = upload;
+    let Some(file) = files.into_iter().next() else {
+        let reason = match &merged.field {
+            Some(field) => format!("the upload has no file in the '{field}' field"),
+            None => "the upload has no file".to_owned(),
+        };
+        return Err(bad_request(reason));
+    };
+    Ok(Received::new(
+        file.meta,
+        file.image,
+        file.client_filename,
+        fields,
+    ))
+}
+
+/// [`receive_file`] for a body that must stay on the current task (actix's payload, rocket's
+/// data stream).
+pub async fn receive_file_local<S, E>(
+    content_type: &str,
+    body: S,
+    policy: &UploadPolicy,
+    destination: &Destination,
+) -> Result<Received, Error>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    on_this_task(body, |body| {
+        receive_file(content_type, body, policy, destination)
+    })
+    .await
 }
 
 /// One stored file of an upload.
@@ -607,8 +689,8 @@ async fn read_fields(
         parts += 1;
         if parts > policy.max_parts {
             return Err(bad_request(format!(
-                "more than {} parts in one request",
-                policy.max_parts
+                "more than {} in one request",
+                counted(policy.max_parts, "part")
             )));
         }
         let field_name = field.name().unwrap_or_default().to_owned();
@@ -663,8 +745,8 @@ async fn read_fields(
         };
         if upload.files.len() >= policy.max_files {
             return Err(bad_request(format!(
-                "more than {} files in one request",
-                policy.max_files
+                "more than {} in one request",
+                counted(policy.max_files, "file")
             )));
         }
         let client_filename =
@@ -741,6 +823,14 @@ async fn save_field(
         policy,
     )?;
 
+    // With a type rule, the name says what the bytes are: a PNG sent as `me.html` is stored as
+    // `me.png`, so a server or CDN that goes by the extension never serves it as a page.
+    let stored_as = if policy.image.is_some() || policy.allowed_types.is_some() {
+        with_type_extension(&client_filename, &content_type)
+    } else {
+        client_filename.clone()
+    };
+
     // The sniffed head, then the rest of the field through a small channel: backpressure keeps
     // memory flat, and a limit hit mid-field reaches the storage as an error, which stores nothing.
     let (mut tx, rx) = mpsc::channel::<Result<Bytes, Error>>(2);
@@ -775,7 +865,7 @@ async fn save_field(
             }
         }
     };
-    let save = storage.save_with(&client_filename, content, &policy.save);
+    let save = storage.save_with(&stored_as, content, &policy.save);
     let (meta, ()) = futures::join!(save, pump);
     Ok(SavedUpload {
         field: field_name.to_owned(),
@@ -826,6 +916,15 @@ fn check_content(
         }
     }
     Ok((stored, image))
+}
+
+/// `1 file`, `2 files`.
+fn counted(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
 }
 
 /// A size for people: `1 MiB`, `1.5 GiB`, `512 B` (binary units, by the `bytesize` crate).

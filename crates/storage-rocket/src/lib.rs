@@ -32,8 +32,10 @@ use rocket::request::Request;
 use rocket::response::{self, Responder, Response};
 use rocket::route::{Handler, Outcome, Route};
 use rocket::{Build, Rocket};
-use storage_core::{Error, Storage};
-use storage_http::{error_response, serve_path, ResponseBody, ServeConfig, Upload, UploadPolicy};
+use storage_core::{Destination, Error, IncomingFile, Received, Storage};
+use storage_http::{
+    error_response, receive_file_local, serve_path, ResponseBody, ServeConfig, Upload, UploadPolicy,
+};
 
 /// An answer from `storage-http` as a rocket response.
 #[derive(Debug)]
@@ -414,5 +416,86 @@ impl<'r, K: 'static> FromData<'r> for UploadedFor<K> {
             route: std::marker::PhantomData,
         };
         upload_outcome(target.map(|t| &t.target), missing, request, data, wrap).await
+    }
+}
+
+impl From<Error> for UploadRejected {
+    fn from(error: Error) -> Self {
+        Self(error)
+    }
+}
+
+/// Data guard: a multipart upload whose body is not read yet. Rocket runs request guards before
+/// the data guard and nothing is stored when the handler starts, so the app's checks (who is
+/// asking, which row) come first; the file is then streamed straight into storage by a model
+/// field (`avatar.attach(&user.avatar, form)`) or any [`Destination`]
+/// (`form.store(&destination)`), under the destination's rules and the request limits of an
+/// [`UploadPolicy`] (the defaults, or [`with_policy`](Self::with_policy)).
+///
+/// ```
+/// use std::sync::Arc;
+/// use rocket::{post, routes};
+/// use storage_core::{Destination, InMemoryStorage, IncomingFile, Storage};
+/// use storage_rocket::{UploadForm, UploadRejected};
+///
+/// #[post("/upload", data = "<form>")]
+/// async fn upload(form: UploadForm<'_>) -> Result<String, UploadRejected> {
+///     let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
+///     let received = form.store(&Destination::new(storage)).await?;
+///     Ok(received.meta.name.to_string())
+/// }
+/// let rocket = rocket::build().mount("/", routes![upload]);
+/// # drop(rocket);
+/// ```
+pub struct UploadForm<'r> {
+    content_type: String,
+    data: Data<'r>,
+    policy: Arc<UploadPolicy>,
+}
+
+impl std::fmt::Debug for UploadForm<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadForm")
+            .field("content_type", &self.content_type)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UploadForm<'_> {
+    /// Reads the body under `policy`'s request limits (size, parts, slow bodies, which field,
+    /// accepted types) instead of the defaults; naming and image rules come from the
+    /// destination.
+    #[must_use]
+    pub fn with_policy(mut self, policy: impl Into<Arc<UploadPolicy>>) -> Self {
+        self.policy = policy.into();
+        self
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromData<'r> for UploadForm<'r> {
+    type Error = std::convert::Infallible;
+
+    async fn from_data(request: &'r Request<'_>, data: Data<'r>) -> DataOutcome<'r, Self> {
+        let content_type = request
+            .headers()
+            .get_one("content-type")
+            .unwrap_or_default()
+            .to_owned();
+        DataOutcome::Success(Self {
+            content_type,
+            data,
+            policy: Arc::new(UploadPolicy::default()),
+        })
+    }
+}
+
+impl IncomingFile for UploadForm<'_> {
+    async fn store(self, destination: &Destination) -> storage_core::Result<Received> {
+        // One byte past the limit so an over-limit body is seen as such, not cut to size.
+        let limit = self.policy.max_request_size.saturating_add(1).bytes();
+        let reader = tokio_util::io::ReaderStream::new(self.data.open(limit));
+        receive_file_local(&self.content_type, reader, &self.policy, destination).await
     }
 }
