@@ -11,8 +11,9 @@ use diesel::expression::AsExpression;
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::{Nullable, Text};
 use storage_core::{
-    peek_image, ByteRange, Error, FileMeta, ImagePolicy, ImageSize, IntoContent, Name, OpenedFile,
-    Result, SaveOptions, Storage, StorageExt, UploadTo, Visibility,
+    peek_image, ByteRange, Destination, Error, FileMeta, ImagePolicy, ImageSize, IncomingFile,
+    IntoContent, Name, OpenedFile, Received, Result, SaveOptions, Storage, StorageExt, UploadTo,
+    Visibility,
 };
 
 use crate::references::{ColumnRef, ReferenceSource};
@@ -156,6 +157,7 @@ pub struct FileField<M: ?Sized = ()> {
     options: SaveOptions,
     delete_replaced: Option<Arc<dyn ReferenceSource>>,
     image: Option<ImagePolicy>,
+    max_size: Option<u64>,
 }
 
 impl<M: ?Sized> Clone for FileField<M> {
@@ -167,6 +169,7 @@ impl<M: ?Sized> Clone for FileField<M> {
             options: self.options.clone(),
             delete_replaced: self.delete_replaced.clone(),
             image: self.image,
+            max_size: self.max_size,
         }
     }
 }
@@ -180,14 +183,16 @@ impl<M: ?Sized> fmt::Debug for FileField<M> {
             .field("max_length", &self.options.max_length)
             .field("delete_replaced", &self.delete_replaced.is_some())
             .field("image", &self.image.is_some())
+            .field("max_size", &self.max_size)
             .finish()
     }
 }
 
-impl<M: ?Sized> FileField<M> {
+impl FileField {
     /// The field of column `table.column`, keeping its files in `storage`. `table` and
     /// `column` must be plain identifiers; the column name is the field name errors use.
-    /// Defaults as Django's: no `upload_to`, `max_length` 100, replaced files kept.
+    /// Defaults as Django's: no `upload_to`, `max_length` 100, replaced files kept. For names
+    /// made from the model instance, go on with [`upload_to_with`](Self::upload_to_with).
     pub fn new(table: &str, column: &str, storage: Arc<dyn Storage>) -> Result<Self> {
         Ok(Self {
             column: ColumnRef::new(table, column)?,
@@ -198,9 +203,51 @@ impl<M: ?Sized> FileField<M> {
                 .max_length(DEFAULT_MAX_LENGTH),
             delete_replaced: None,
             image: None,
+            max_size: None,
         })
     }
 
+    /// Where this field stores a new file, with its rules; see [`destination_for`](Self::destination_for).
+    pub fn destination(&self) -> Destination {
+        self.destination_for(&())
+    }
+
+    /// Stores `content` under a name made from `filename` by the core's rules (`upload_to`,
+    /// Django's valid names, a free alternative when taken, `max_length`) and returns the value
+    /// to put in the row. An image field refuses content that is not an image, storing
+    /// nothing, and stores an image under its real type's extension. Django's
+    /// `instance.photo.save(filename, content, save=False)`.
+    pub async fn save<C>(&self, filename: &str, content: C) -> Result<SavedFile>
+    where
+        C: IntoContent + Send,
+    {
+        self.save_for(&(), filename, content).await
+    }
+
+    /// Stores a new file for a row that holds `current`, as [`save`](Self::save), and returns
+    /// the change to commit once the row holding the new value is saved; see
+    /// [`replace_for`](Self::replace_for).
+    pub async fn replace<C>(
+        &self,
+        current: &FileRef,
+        filename: &str,
+        content: C,
+    ) -> Result<FileChange>
+    where
+        C: IntoContent + Send,
+    {
+        self.replace_for(&(), current, filename, content).await
+    }
+
+    /// Stores `file` (an upload form an adapter extracted, or content with a name) for a row
+    /// that holds `current`, under this field's rules, and returns the change to finish once
+    /// the row is saved: ActiveStorage's `attach`. See [`attach_for`](Self::attach_for).
+    pub async fn attach<F: IncomingFile>(&self, current: &FileRef, file: F) -> Result<FileChange> {
+        self.attach_for(&(), current, file).await
+    }
+}
+
+impl<M: ?Sized> FileField<M> {
     /// Names new files with `upload_to`: a strftime directory (`UploadTo::template("cars/%Y/")`)
     /// or a function of the file name.
     #[must_use]
@@ -212,19 +259,38 @@ impl<M: ?Sized> FileField<M> {
 
     /// Names new files with a function of the model instance and the file name, as Django's
     /// callable `upload_to(instance, filename)`. The result is checked and cleaned as any name.
+    /// The field then saves for an instance: [`save_for`](Self::save_for),
+    /// [`replace_for`](Self::replace_for), [`attach_for`](Self::attach_for).
+    ///
+    /// `FileField::new("cars", "photo", storage)?.upload_to_with(|car: &NewCar, name| format!("cars/{}/{name}", car.make))`
     #[must_use]
-    pub fn upload_to_with(
-        mut self,
-        f: impl Fn(&M, &str) -> String + Send + Sync + 'static,
-    ) -> Self {
-        self.naming = Naming::Instance(Arc::new(f));
-        self
+    pub fn upload_to_with<N: ?Sized>(
+        self,
+        f: impl Fn(&N, &str) -> String + Send + Sync + 'static,
+    ) -> FileField<N> {
+        FileField {
+            column: self.column,
+            storage: self.storage,
+            naming: Naming::Instance(Arc::new(f)),
+            options: self.options,
+            delete_replaced: self.delete_replaced,
+            image: self.image,
+            max_size: self.max_size,
+        }
     }
 
     /// Longest stored name (default 100, Django's); a longer name is shortened as Django does.
     #[must_use]
     pub fn max_length(mut self, max_length: usize) -> Self {
         self.options.max_length = Some(max_length);
+        self
+    }
+
+    /// Refuses files larger than `bytes` ([`Error::TooLarge`]; nothing is stored), from an upload
+    /// or from bytes alike.
+    #[must_use]
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = Some(bytes);
         self
     }
 
@@ -274,51 +340,50 @@ impl<M: ?Sized> FileField<M> {
         }
     }
 
-    /// Stores `content` under a name made from `filename` by the core's rules (`upload_to`,
-    /// Django's valid names, a free alternative when taken, `max_length`) and returns the value
-    /// to put in the row. An image field refuses content that is not an image, storing
-    /// nothing. Django's `instance.photo.save(filename, content, save=False)`.
-    pub async fn save<C>(&self, instance: &M, filename: &str, content: C) -> Result<SavedFile>
+    /// Where this field stores a new file for `instance`: its storage, naming (`upload_to`,
+    /// `max_length`, visibility), image rule and size limit, for an upload form or any
+    /// [`IncomingFile`].
+    pub fn destination_for(&self, instance: &M) -> Destination
     where
-        C: IntoContent + Send,
+        M: Clone + Send + Sync + 'static,
     {
         let mut options = self.options.clone();
         if let Naming::Instance(f) = &self.naming {
-            let joined = f(instance, filename);
-            options.upload_to = Some(UploadTo::func(move |_| joined.clone()));
+            // The file's name is known only when it comes: the destination keeps its own copy
+            // of the instance to name it then.
+            let (f, instance) = (Arc::clone(f), instance.clone());
+            options.upload_to = Some(UploadTo::func(move |filename| f(&instance, filename)));
         }
-        // Refuse a name before reading any content.
-        options.generate_name(filename)?;
-        let mut content = content.into_content();
-        let mut image = None;
+        let mut destination = Destination::new(Arc::clone(&self.storage))
+            .save_options(options)
+            .label(format!("the '{}' field", self.name()));
         if let Some(policy) = self.image {
-            let (probe, peeked) = peek_image(content).await?;
-            content = peeked;
-            let size = policy
-                .check(probe.as_ref(), filename)
-                .map_err(|e| match e {
-                    Error::UnsupportedType { reason } => Error::UnsupportedType {
-                        reason: format!("the '{}' field: {reason}", self.name()),
-                    },
-                    other => other,
-                })?;
-            // The bytes say what it is, whatever the name claims.
-            options.content_type = probe.map(|info| info.content_type);
-            image = Some(size);
+            destination = destination.image(policy);
         }
-        let meta = self.storage.save_with(filename, content, &options).await?;
-        Ok(SavedFile {
-            value: FileRef::from(&meta.name),
-            meta,
-            image,
-        })
+        if let Some(bytes) = self.max_size {
+            destination = destination.max_size(bytes);
+        }
+        destination
     }
 
-    /// Stores a new file for a row that holds `current`, as [`save`](Self::save), and returns
-    /// the change to commit once the row holding the new value is saved. The old file is
-    /// never touched before [`FileChange::commit`], and only deleted then when the field opts
-    /// in with [`delete_replaced`](Self::delete_replaced).
-    pub async fn replace<C>(
+    /// [`FileField::save`] for a field whose names depend on the model instance
+    /// ([`upload_to_with`](Self::upload_to_with)).
+    pub async fn save_for<C>(&self, instance: &M, filename: &str, content: C) -> Result<SavedFile>
+    where
+        M: Clone + Send + Sync + 'static,
+        C: IntoContent + Send,
+    {
+        let received = (filename, content)
+            .store(&self.destination_for(instance))
+            .await?;
+        Ok(SavedFile::from(received))
+    }
+
+    /// Stores a new file for a row of `instance` that holds `current`, and returns the change
+    /// to commit once the row holding the new value is saved. The old file is never touched
+    /// before [`FileChange::commit`], and only deleted then when the field opts in with
+    /// [`delete_replaced`](Self::delete_replaced).
+    pub async fn replace_for<C>(
         &self,
         instance: &M,
         current: &FileRef,
@@ -326,15 +391,36 @@ impl<M: ?Sized> FileField<M> {
         content: C,
     ) -> Result<FileChange>
     where
+        M: Clone + Send + Sync + 'static,
         C: IntoContent + Send,
     {
-        let saved = self.save(instance, filename, content).await?;
+        self.attach_for(instance, current, (filename, content))
+            .await
+    }
+
+    /// Stores `file` for a row of `instance` that holds `current`: an upload form the adapter
+    /// extracted (`storage_axum::UploadForm`, ...) is read only now, after the handler's own
+    /// checks, and streamed straight into storage under this field's rules (`upload_to`, image
+    /// check and real extension, size limit); content with a name works too. Returns the change
+    /// to [`finish`](FileChange::finish) with the row update: the new file is removed if the
+    /// row cannot be saved, the old one (with [`delete_replaced`](Self::delete_replaced)) once
+    /// it is.
+    pub async fn attach_for<F: IncomingFile>(
+        &self,
+        instance: &M,
+        current: &FileRef,
+        file: F,
+    ) -> Result<FileChange>
+    where
+        M: Clone + Send + Sync + 'static,
+    {
+        let received = file.store(&self.destination_for(instance)).await?;
         Ok(FileChange {
             storage: Arc::clone(&self.storage),
             column: self.column.clone(),
             rows: self.delete_replaced.clone(),
             old: current.clone(),
-            new: Some(saved),
+            new: Some(SavedFile::from(received)),
         })
     }
 
@@ -363,6 +449,23 @@ pub struct SavedFile {
     pub meta: FileMeta,
     /// Width and height, for an image field.
     pub image: Option<ImageSize>,
+    /// The name the file came with (an upload's is the client's, cut to a safe basename); the
+    /// stored name is in `meta` and `value`.
+    pub client_filename: String,
+    /// The text fields of the form the file came in, in order (empty for a save of bytes).
+    pub fields: Vec<(String, String)>,
+}
+
+impl From<Received> for SavedFile {
+    fn from(received: Received) -> Self {
+        Self {
+            value: FileRef::from(&received.meta.name),
+            meta: received.meta,
+            image: received.image,
+            client_filename: received.client_filename,
+            fields: received.fields,
+        }
+    }
 }
 
 /// A row's value bound to its field: Django's `FieldFile` (`car.photo`). Every operation on an
@@ -559,6 +662,30 @@ impl FileChange {
         }
         Ok(())
     }
+
+    /// Ends the change with the outcome of the row update: [`commit`](Self::commit) when the
+    /// row was saved, [`rollback`](Self::rollback) when it was not. Gives back the update's
+    /// own result, so a handler is `change.finish(update_row(change.value())).await?`.
+    ///
+    /// A failed update is returned as it was, even when removing the new file failed too (that
+    /// file is referenced by no row, so orphan cleanup finds it). A failed commit after a saved
+    /// row is returned as `E::from(error)`: the row holds the new file, the old file is still
+    /// stored.
+    pub async fn finish<T, E>(self, row: std::result::Result<T, E>) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+    {
+        match row {
+            Ok(saved) => {
+                self.commit().await?;
+                Ok(saved)
+            }
+            Err(e) => {
+                let _ = self.rollback().await;
+                Err(e)
+            }
+        }
+    }
 }
 
 /// An image column: a [`FileField`] that accepts only content whose bytes are a raster image
@@ -622,16 +749,26 @@ image_field_settings! {
     visibility(visibility: Visibility);
     /// See [`FileField::delete_replaced`].
     delete_replaced(rows: Arc<dyn ReferenceSource>);
-    /// See [`FileField::upload_to_with`].
-    upload_to_with(f: impl Fn(&M, &str) -> String + Send + Sync + 'static);
 }
 
-impl<M: ?Sized> ImageField<M> {
+impl ImageField {
     /// The image field of column `table.column`; see [`FileField::new`].
     pub fn new(table: &str, column: &str, storage: Arc<dyn Storage>) -> Result<Self> {
         FileField::new(table, column, storage).map(Self::from)
     }
 
+    /// Checks that `content` is an image, stores it as [`FileField::save`] does (under the
+    /// extension of its real type) and returns the value with the image's size. Not an image is
+    /// [`Error::UnsupportedType`], nothing stored.
+    pub async fn save<C>(&self, filename: &str, content: C) -> Result<SavedImage>
+    where
+        C: IntoContent + Send,
+    {
+        self.save_for(&(), filename, content).await
+    }
+}
+
+impl<M: ?Sized> ImageField<M> {
     /// Refuses images wider or taller than this.
     #[must_use]
     pub fn max_size(mut self, width: u32, height: u32) -> Self {
@@ -639,13 +776,32 @@ impl<M: ?Sized> ImageField<M> {
         self
     }
 
-    /// Checks that `content` is an image, stores it as [`FileField::save`] does and returns the
-    /// value with the image's size. Not an image is [`Error::UnsupportedType`], nothing stored.
-    pub async fn save<C>(&self, instance: &M, filename: &str, content: C) -> Result<SavedImage>
+    /// Refuses files larger than `bytes`; see [`FileField::max_size`].
+    #[must_use]
+    pub fn max_bytes(self, bytes: u64) -> Self {
+        Self {
+            field: self.field.max_size(bytes),
+        }
+    }
+
+    /// See [`FileField::upload_to_with`].
+    #[must_use]
+    pub fn upload_to_with<N: ?Sized>(
+        self,
+        f: impl Fn(&N, &str) -> String + Send + Sync + 'static,
+    ) -> ImageField<N> {
+        ImageField {
+            field: self.field.upload_to_with(f),
+        }
+    }
+
+    /// [`ImageField::save`] for a field whose names depend on the model instance.
+    pub async fn save_for<C>(&self, instance: &M, filename: &str, content: C) -> Result<SavedImage>
     where
+        M: Clone + Send + Sync + 'static,
         C: IntoContent + Send,
     {
-        let saved = self.field.save(instance, filename, content).await?;
+        let saved = self.field.save_for(instance, filename, content).await?;
         let size = saved.image.ok_or_else(|| Error::UnsupportedType {
             reason: format!("'{filename}' is not an image"),
         })?;

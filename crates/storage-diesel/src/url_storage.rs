@@ -3,7 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use storage_core::{Error, FileSystemStorage, InMemoryStorage, Result, Storage};
+use storage_core::{
+    ByteRange, ByteStream, Capabilities, Error, FileMeta, FileSystemStorage, InMemoryStorage,
+    Listing, Name, NameCandidates, OpenedFile, PutOptions, Result, Storage, Visibility,
+};
 
 use crate::legacy::LegacyLayout;
 use crate::references::{FileReferences, ReferenceSource};
@@ -202,7 +205,31 @@ fn not_built(backend: &'static str, needs: &str) -> Error {
 }
 
 impl AnyStorage {
-    /// The storage as a trait object.
+    /// The storage this URL opened, borrowed.
+    fn as_dyn(&self) -> &dyn Storage {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(s) => s,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => s,
+            #[cfg(feature = "mysql")]
+            Self::Mysql(s) => s,
+            #[cfg(feature = "sqlite")]
+            Self::SqliteLegacy(s) => s,
+            #[cfg(feature = "postgres")]
+            Self::PostgresLegacy(s) => s,
+            #[cfg(feature = "mysql")]
+            Self::MysqlLegacy(s) => s,
+            Self::FileSystem(s) => s,
+            Self::Memory(s) => s.as_ref(),
+            #[cfg(feature = "opendal")]
+            Self::Remote(s) => s.as_ref(),
+        }
+    }
+
+    /// The storage as a trait object. An `Arc<AnyStorage>` is one too, and a
+    /// [`ReferenceSource`] as well: `Arc::new(connect_url(..).await?)` serves both a router and
+    /// a field's [`delete_replaced`](crate::FileField::delete_replaced).
     pub fn storage(&self) -> Arc<dyn Storage> {
         match self {
             #[cfg(feature = "sqlite")]
@@ -304,6 +331,61 @@ impl AnyStorage {
             #[cfg(feature = "mysql")]
             Self::MysqlLegacy(_) => Ok(SweepReport::default()),
         }
+    }
+}
+
+/// The storage the URL opened, so one `Arc<AnyStorage>` is the storage for routes, uploads and
+/// fields, and the [`ReferenceSource`] for replaced-file deletion and cleanup.
+#[async_trait::async_trait]
+impl Storage for AnyStorage {
+    fn backend_name(&self) -> &'static str {
+        self.as_dyn().backend_name()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.as_dyn().capabilities()
+    }
+
+    async fn put_new(
+        &self,
+        names: &mut NameCandidates,
+        content: ByteStream,
+        options: &PutOptions,
+    ) -> Result<FileMeta> {
+        self.as_dyn().put_new(names, content, options).await
+    }
+
+    async fn put_overwrite(
+        &self,
+        name: &Name,
+        content: ByteStream,
+        options: &PutOptions,
+    ) -> Result<FileMeta> {
+        self.as_dyn().put_overwrite(name, content, options).await
+    }
+
+    async fn open(&self, name: &Name, range: Option<ByteRange>) -> Result<OpenedFile> {
+        self.as_dyn().open(name, range).await
+    }
+
+    async fn metadata(&self, name: &Name) -> Result<FileMeta> {
+        self.as_dyn().metadata(name).await
+    }
+
+    async fn remove(&self, name: &Name) -> Result<bool> {
+        self.as_dyn().remove(name).await
+    }
+
+    async fn listdir(&self, dir: Option<&Name>) -> Result<Listing> {
+        self.as_dyn().listdir(dir).await
+    }
+
+    async fn url(&self, name: &Name, valid_for: Option<Duration>) -> Result<String> {
+        self.as_dyn().url(name, valid_for).await
+    }
+
+    fn default_visibility(&self) -> Visibility {
+        self.as_dyn().default_visibility()
     }
 }
 

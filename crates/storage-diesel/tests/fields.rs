@@ -150,7 +150,7 @@ macro_rules! model_suite {
                     .upload_to(UploadTo::template("manuals"));
 
                 let image = png(191, 287);
-                let saved = photo.save(&(), "chevy.png", image.clone()).await?;
+                let saved = photo.save("chevy.png", image.clone()).await?;
                 assert_eq!(saved.value.as_str(), "cars/chevy.png");
                 assert_eq!((saved.width, saved.height), (191, 287));
                 diesel::insert_into(cars::table)
@@ -201,7 +201,7 @@ macro_rules! model_suite {
                 assert!(matches!(err, Error::SuspiciousPath { .. }), "{err}");
 
                 // A value written through AsChangeset comes back, nullable column included.
-                let saved = manual.save(&(), "owner's manual.pdf", &b"%PDF-1.4 manual"[..]).await?;
+                let saved = manual.save("owner's manual.pdf", &b"%PDF-1.4 manual"[..]).await?;
                 loaded.manual = saved.value.clone();
                 diesel::update(&loaded).set(&loaded).execute(&mut app.conn)?;
                 let again = app.load(1);
@@ -223,13 +223,13 @@ macro_rules! model_suite {
                 let now = Utc::now();
                 let dated = FileField::new("cars", "manual", app.storage.clone())?
                     .upload_to(UploadTo::template("manuals/%Y/%m/"));
-                let saved = dated.save(&(), "spec sheet.pdf", &b"a"[..]).await?;
+                let saved = dated.save("spec sheet.pdf", &b"a"[..]).await?;
                 assert_eq!(
                     saved.value.as_str(),
                     format!("manuals/{}/{:02}/spec_sheet.pdf", now.year(), now.month())
                 );
                 // A taken name gets Django's alternative name; the first file is untouched.
-                let second = dated.save(&(), "spec sheet.pdf", &b"b"[..]).await?;
+                let second = dated.save("spec sheet.pdf", &b"b"[..]).await?;
                 assert_ne!(second.value, saved.value);
                 assert!(second.value.as_str().starts_with(&format!(
                     "manuals/{}/{:02}/spec_sheet_",
@@ -242,30 +242,30 @@ macro_rules! model_suite {
                 // Random names keep the extension.
                 let uuid = FileField::new("cars", "photo", app.storage.clone())?
                     .upload_to(UploadTo::uuid("photos"));
-                let saved = uuid.save(&(), "Holiday.JPG", &b"x"[..]).await?;
+                let saved = uuid.save("Holiday.JPG", &b"x"[..]).await?;
                 assert!(saved.value.as_str().starts_with("photos/"), "{}", saved.value);
                 assert!(saved.value.as_str().ends_with(".jpg"), "{}", saved.value);
 
                 // Django's callable upload_to(instance, filename).
-                let by_make = FileField::<Car>::new("cars", "photo", app.storage.clone())?
-                    .upload_to_with(|car, filename| format!("cars/{}/{filename}", car.make));
+                let by_make = FileField::new("cars", "photo", app.storage.clone())?
+                    .upload_to_with(|car: &Car, filename| format!("cars/{}/{filename}", car.make));
                 let chevy = car(7, "chevy", FileRef::empty());
-                let saved = by_make.save(&chevy, "front.jpg", &b"y"[..]).await?;
+                let saved = by_make.save_for(&chevy, "front.jpg", &b"y"[..]).await?;
                 assert_eq!(saved.value.as_str(), "cars/chevy/front.jpg");
                 // What the function returns is checked like any name: nothing is stored.
                 let before = app.files();
                 let hostile = car(8, "../../etc", FileRef::empty());
-                let err = by_make.save(&hostile, "passwd", &b"z"[..]).await.unwrap_err();
+                let err = by_make.save_for(&hostile, "passwd", &b"z"[..]).await.unwrap_err();
                 assert!(matches!(err, Error::SuspiciousPath { .. }), "{err}");
                 assert_eq!(app.files(), before);
 
                 // max_length: Django's 100 by default, a long name is shortened to fit.
                 let long = format!("{}.pdf", "x".repeat(150));
-                let saved = dated.save(&(), &long, &b"l"[..]).await?;
+                let saved = dated.save(&long, &b"l"[..]).await?;
                 assert!(saved.value.as_str().len() <= 100, "{}", saved.value);
                 assert!(saved.value.as_str().ends_with(".pdf"));
                 let short = dated.clone().max_length(20);
-                let err = short.save(&(), "a-rather-long-name.pdf", &b"s"[..]).await.unwrap_err();
+                let err = short.save("a-rather-long-name.pdf", &b"s"[..]).await.unwrap_err();
                 assert!(matches!(err, Error::InvalidName { .. }), "{err}");
                 Ok(())
             }
@@ -283,23 +283,23 @@ macro_rules! model_suite {
                     ("cut.png", b"\x89PNG\r\n\x1a\n".to_vec()),
                     ("empty.png", Vec::new()),
                 ] {
-                    let err = photo.save(&(), name, content).await.unwrap_err();
+                    let err = photo.save(name, content).await.unwrap_err();
                     assert!(matches!(err, Error::UnsupportedType { .. }), "{name}: {err}");
                     assert!(err.to_string().contains(name), "{err}");
                 }
-                let err = photo.save(&(), "huge.png", png(5000, 10)).await.unwrap_err();
+                let err = photo.save("huge.png", png(5000, 10)).await.unwrap_err();
                 assert!(err.to_string().contains("5000x10"), "{err}");
                 assert_eq!(app.files(), before, "a refused image stores nothing");
 
                 // The bytes decide the type, not the name.
-                let saved = photo.save(&(), "logo.png", gif(32, 16)).await?;
+                let saved = photo.save("logo.png", gif(32, 16)).await?;
                 assert_eq!((saved.width, saved.height), (32, 16));
                 assert_eq!(saved.meta.content_type.as_deref(), Some("image/gif"));
                 assert_eq!(saved.size(), storage_core::ImageSize { width: 32, height: 16 });
                 assert_eq!(app.files(), before + 1);
                 // A plain file field stores anything; its file is no image.
                 let any = FileField::new("cars", "manual", app.storage.clone())?;
-                let text = any.save(&(), "readme.txt", &b"text"[..]).await?;
+                let text = any.save("readme.txt", &b"text"[..]).await?;
                 assert!(text.image.is_none());
                 let err = any.file(&text.value).image_size().await.unwrap_err();
                 assert!(matches!(err, Error::UnsupportedType { .. }));
@@ -311,9 +311,9 @@ macro_rules! model_suite {
                 let Some(mut app) = App::new().await? else { return Ok(()) };
                 let photo = FileField::new("cars", "photo", app.storage.clone())?;
                 let logo = FileField::new("dealers", "logo", app.storage.clone())?;
-                let in_cars = photo.save(&(), "car.jpg", &b"car"[..]).await?.value;
-                let in_dealers = logo.save(&(), "dealer.png", &b"dealer"[..]).await?.value;
-                let orphan = photo.save(&(), "never-saved.jpg", &b"orphan"[..]).await?.value;
+                let in_cars = photo.save("car.jpg", &b"car"[..]).await?.value;
+                let in_dealers = logo.save("dealer.png", &b"dealer"[..]).await?.value;
+                let orphan = photo.save("never-saved.jpg", &b"orphan"[..]).await?.value;
                 diesel::insert_into(cars::table)
                     .values(&car(1, "chevy", in_cars.clone()))
                     .execute(&mut app.conn)?;
@@ -394,14 +394,14 @@ macro_rules! model_suite {
                     .declare_references(&FileReferences::parse(["dealers.logo"])?)
                     .await?;
 
-                let first = keeping.save(&(), "one.png", png(10, 10)).await?;
+                let first = keeping.save("one.png", png(10, 10)).await?;
                 diesel::insert_into(cars::table)
                     .values(&car(1, "chevy", first.value.clone()))
                     .execute(&mut app.conn)?;
 
                 // Without cleanup (Django's default): the old file stays.
                 let mut row = app.load(1);
-                let change = keeping.replace(&(), &row.photo, "two.png", png(20, 10)).await?;
+                let change = keeping.replace(&row.photo, "two.png", png(20, 10)).await?;
                 assert_eq!(change.saved().and_then(|s| s.image).map(|i| i.width), Some(20));
                 row.photo = change.value();
                 diesel::update(&row).set(&row).execute(&mut app.conn)?;
@@ -410,7 +410,7 @@ macro_rules! model_suite {
 
                 // With cleanup, but the row was not saved: the old file is still referenced.
                 let old = app.load(1).photo;
-                let change = deleting.replace(&(), &old, "three.png", png(30, 10)).await?;
+                let change = deleting.replace(&old, "three.png", png(30, 10)).await?;
                 let unsaved = change.value();
                 assert_eq!(change.commit().await?, OldFile::StillReferenced);
                 assert!(app.storage.exists(old.as_str()).await?);
@@ -418,7 +418,7 @@ macro_rules! model_suite {
 
                 // With cleanup, row saved: the old file goes, only then.
                 let mut row = app.load(1);
-                let change = deleting.replace(&(), &row.photo, "four.png", png(40, 10)).await?;
+                let change = deleting.replace(&row.photo, "four.png", png(40, 10)).await?;
                 assert!(app.storage.exists(old.as_str()).await?, "not before the row is saved");
                 row.photo = change.value();
                 diesel::update(&row).set(&row).execute(&mut app.conn)?;
@@ -427,13 +427,13 @@ macro_rules! model_suite {
                 assert_eq!(app.load(1).photo.as_str(), "cars/four.png");
 
                 // The row could not be saved: rollback removes the new file, keeps the old.
-                let change = deleting.replace(&(), &row.photo, "five.png", png(50, 10)).await?;
+                let change = deleting.replace(&row.photo, "five.png", png(50, 10)).await?;
                 let rolled_back = change.value();
                 change.rollback().await?;
                 assert!(!app.storage.exists(rolled_back.as_str()).await?);
                 assert!(app.storage.exists(row.photo.as_str()).await?);
                 // A refused replacement stores nothing and leaves the old file.
-                let err = deleting.replace(&(), &row.photo, "six.png", &b"text"[..]).await;
+                let err = deleting.replace(&row.photo, "six.png", &b"text"[..]).await;
                 assert!(matches!(err, Err(Error::UnsupportedType { .. })));
                 assert!(app.storage.exists(row.photo.as_str()).await?);
 
