@@ -2,13 +2,15 @@
 //!
 //! The bodies are identical for SQLite, PostgreSQL and MySQL; only the transaction kind
 //! differs (SQLite takes its write lock up front with `BEGIN IMMEDIATE`, so a transaction never
-//! has to upgrade a read lock and fail with "database is locked").
+//! has to upgrade a read lock and fail with "database is locked"), with the catalog query that
+//! finds a table and the lock that keeps two migrations apart (`migrations.rs`).
 
 use diesel::prelude::*;
 use diesel::r2d2::R2D2Connection;
 use diesel::result::QueryResult;
 use storage_core::BoxError;
 
+use crate::migrations::Work;
 use crate::schema::{state, storage_chunks, storage_files};
 
 /// A `storage_files` row.
@@ -52,7 +54,18 @@ pub(crate) trait Dialect: R2D2Connection + Send + 'static {
     /// Short backend name for messages.
     const BACKEND: &'static str;
 
+    /// Runs the embedded migrations not yet recorded; returns their versions.
     fn migrate(&mut self) -> Result<Vec<String>, BoxError>;
+    /// Runs `work` while holding the lock that lets one process at a time migrate the database.
+    fn with_migration_lock(&mut self, work: &mut Work<'_, Self>) -> Result<Vec<String>, BoxError>;
+    /// Whether `table` exists (in the current schema on PostgreSQL, database on MySQL).
+    fn table_exists(&mut self, table: &str) -> QueryResult<bool>;
+    /// The versions in `storage_schema_migrations`.
+    fn recorded_versions(&mut self) -> QueryResult<Vec<String>>;
+    fn record_version(&mut self, version: &str) -> QueryResult<()>;
+    /// Moves those of `ours` found in `__diesel_schema_migrations` into
+    /// `storage_schema_migrations`, leaving the app's rows; returns the versions moved.
+    fn adopt_versions(&mut self, ours: &[String]) -> QueryResult<Vec<String>>;
     fn configure(&mut self) -> QueryResult<()>;
     fn insert_pending(
         &mut self,
@@ -106,8 +119,6 @@ pub(crate) trait Dialect: R2D2Connection + Send + 'static {
     fn column_values(&mut self, table: &str, column: &str) -> QueryResult<Vec<String>>;
     /// Whether some row of `table.column` holds `value` (compared with the column's collation).
     fn holds_value(&mut self, table: &str, column: &str, value: &str) -> QueryResult<bool>;
-    /// Whether the declarations table (`storage_references`) exists.
-    fn references_exist(&mut self) -> QueryResult<bool>;
     /// The declared referencing columns, `(table, column)`; none while the table is missing.
     fn declared_references(&mut self) -> QueryResult<Vec<(String, String)>>;
     /// Records a referencing column, creating the declarations table if needed.
@@ -118,9 +129,9 @@ pub(crate) trait Dialect: R2D2Connection + Send + 'static {
 
 /// A `SELECT COUNT(*) AS n` result.
 #[derive(diesel::QueryableByName)]
-struct Count {
+pub(crate) struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
+    pub(crate) n: i64,
 }
 
 /// The declarations table, created on first use by every layout (it is not part of a layout).
@@ -179,17 +190,72 @@ macro_rules! dialect {
         $transaction:ident,
         $quote:literal,
         $param:literal,
-        $references_exist:literal,
+        $table_exists:literal,
+        $migration_lock:path,
         $configure:expr
     ) => {
         impl Dialect for $conn {
             const BACKEND: &'static str = $backend;
 
             fn migrate(&mut self) -> Result<Vec<String>, BoxError> {
-                use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+                use diesel_migrations::{embed_migrations, EmbeddedMigrations};
                 const MIGRATIONS: EmbeddedMigrations = embed_migrations!($migrations);
-                let applied = self.run_pending_migrations(MIGRATIONS)?;
-                Ok(applied.iter().map(ToString::to_string).collect())
+                crate::migrations::run_pending(self, &MIGRATIONS)
+            }
+
+            fn with_migration_lock(
+                &mut self,
+                work: &mut Work<'_, Self>,
+            ) -> Result<Vec<String>, BoxError> {
+                $migration_lock(self, work)
+            }
+
+            fn table_exists(&mut self, table: &str) -> QueryResult<bool> {
+                diesel::sql_query($table_exists)
+                    .bind::<diesel::sql_types::Text, _>(table)
+                    .get_result::<Count>(self)
+                    .map(|c| c.n > 0)
+            }
+
+            fn recorded_versions(&mut self) -> QueryResult<Vec<String>> {
+                use crate::schema::storage_schema_migrations::dsl as s;
+                s::storage_schema_migrations.select(s::version).load(self)
+            }
+
+            fn record_version(&mut self, version: &str) -> QueryResult<()> {
+                use crate::schema::storage_schema_migrations::dsl as s;
+                diesel::insert_into(s::storage_schema_migrations)
+                    .values(s::version.eq(version))
+                    .execute(self)
+                    .map(drop)
+            }
+
+            fn adopt_versions(&mut self, ours: &[String]) -> QueryResult<Vec<String>> {
+                use crate::schema::__diesel_schema_migrations::dsl as d;
+                use crate::schema::storage_schema_migrations::dsl as s;
+                let found: Vec<String> = d::__diesel_schema_migrations
+                    .filter(d::version.eq_any(ours))
+                    .select(d::version)
+                    .load(self)?;
+                if found.is_empty() {
+                    return Ok(found);
+                }
+                let recorded = self.recorded_versions()?;
+                let missing: Vec<&String> =
+                    found.iter().filter(|v| !recorded.contains(v)).collect();
+                if !missing.is_empty() {
+                    diesel::insert_into(s::storage_schema_migrations)
+                        .values(
+                            d::__diesel_schema_migrations
+                                .filter(d::version.eq_any(missing))
+                                .select((d::version, d::run_on)),
+                        )
+                        .into_columns((s::version, s::run_on))
+                        .execute(self)?;
+                }
+                diesel::delete(d::__diesel_schema_migrations.filter(d::version.eq_any(&found)))
+                    .execute(self)?;
+                Ok(found)
             }
 
             fn configure(&mut self) -> QueryResult<()> {
@@ -438,15 +504,9 @@ macro_rules! dialect {
                     .map(|c| c.n > 0)
             }
 
-            fn references_exist(&mut self) -> QueryResult<bool> {
-                diesel::sql_query($references_exist)
-                    .get_result::<Count>(self)
-                    .map(|c| c.n > 0)
-            }
-
             fn declared_references(&mut self) -> QueryResult<Vec<(String, String)>> {
                 use crate::schema::storage_references::dsl as r;
-                if !self.references_exist()? {
+                if !self.table_exists("storage_references")? {
                     return Ok(Vec::new());
                 }
                 r::storage_references
@@ -471,7 +531,7 @@ macro_rules! dialect {
 
             fn forget_reference(&mut self, table: &str, column: &str) -> QueryResult<usize> {
                 use crate::schema::storage_references::dsl as r;
-                if !self.references_exist()? {
+                if !self.table_exists("storage_references")? {
                     return Ok(0);
                 }
                 diesel::delete(
@@ -493,8 +553,8 @@ dialect!(
     immediate_transaction,
     "\"",
     "?",
-    "SELECT COUNT(*) AS n FROM sqlite_master \
-     WHERE type = 'table' AND name = 'storage_references'",
+    "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?",
+    crate::migrations::sqlite_lock,
     |conn| {
         use diesel::connection::SimpleConnection;
         // busy_timeout first: switching to WAL itself may wait for another connection.
@@ -516,8 +576,8 @@ dialect!(
     transaction,
     "\"",
     "$1",
-    "SELECT COUNT(*) AS n FROM (SELECT to_regclass('storage_references') AS t) AS r \
-     WHERE r.t IS NOT NULL",
+    "SELECT COUNT(*) AS n FROM (SELECT to_regclass($1) AS t) AS r WHERE r.t IS NOT NULL",
+    crate::migrations::postgres_lock,
     |_| Ok(())
 );
 
@@ -530,6 +590,7 @@ dialect!(
     "`",
     "?",
     "SELECT COUNT(*) AS n FROM information_schema.tables \
-     WHERE table_schema = DATABASE() AND table_name = 'storage_references'",
+     WHERE table_schema = DATABASE() AND table_name = ?",
+    crate::migrations::mysql_lock,
     |_| Ok(())
 );

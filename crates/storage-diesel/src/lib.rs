@@ -52,6 +52,7 @@ mod dialect;
 pub mod fields;
 mod legacy;
 mod legacy_sql;
+mod migrations;
 mod pool;
 mod references;
 mod schema;

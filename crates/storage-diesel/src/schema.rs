@@ -51,6 +51,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The storage's applied migrations: its own table, so an app sharing the database keeps
+    /// diesel's `__diesel_schema_migrations` (and `diesel migration revert`) to itself.
+    storage_schema_migrations (version) {
+        /// The migration's version (`20261121000001`).
+        version -> VarChar,
+        /// When it ran (or, adopted from diesel's table, when it ran there).
+        run_on -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// diesel's migrations table, where storages before `storage_schema_migrations` recorded
+    /// their versions; read only to adopt those.
+    __diesel_schema_migrations (version) {
+        /// The migration's version.
+        version -> VarChar,
+        /// When it ran.
+        run_on -> Timestamp,
+    }
+}
+
 diesel::joinable!(storage_chunks -> storage_files (file_id));
 diesel::allow_tables_to_appear_in_same_query!(storage_files, storage_chunks);
 

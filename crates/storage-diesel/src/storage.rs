@@ -239,6 +239,17 @@ where
     }
 
     /// Runs the embedded migrations that have not run yet; returns their versions.
+    ///
+    /// The storage records its versions in a table of its own, `storage_schema_migrations`, so
+    /// an app that shares the database keeps diesel's `__diesel_schema_migrations` to itself
+    /// (its `diesel migration revert` and `redo` meet only its own versions). A database
+    /// migrated by an older storage has the storage's versions in diesel's table: they are moved
+    /// to ours first, in a transaction, and the app's rows stay. Such adopted versions are not
+    /// returned: they were applied before.
+    ///
+    /// Two processes may migrate at once: one waits for the other (SQLite: an immediate
+    /// transaction; PostgreSQL: an advisory lock, in one transaction with the migrations;
+    /// MySQL/MariaDB: `GET_LOCK`), then finds the versions recorded.
     pub async fn migrate(&self) -> Result<Vec<String>> {
         self.with_conn("migrate", |conn| {
             conn.migrate()
