@@ -836,3 +836,4 @@ mod tests {
 }
 
 crate::references::reference_source!(LegacyStorage, LegacyDialect);
+crate::pool::app_connection!(LegacyStorage, LegacyDialect);

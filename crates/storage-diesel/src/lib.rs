@@ -36,6 +36,51 @@
 //! No database call runs on the async runtime's worker threads: each runs on tokio's blocking
 //! pool with a connection from an r2d2 pool. SQLite runs in WAL mode with a busy timeout.
 //!
+//! # Sharing the app's database
+//!
+//! The storage records its migrations in a table of its own, `storage_schema_migrations`, so
+//! the app's `diesel migration revert` and `redo` meet only the app's versions; a database
+//! migrated by an older release (the storage's versions in diesel's `__diesel_schema_migrations`)
+//! is adopted by [`DieselStorage::migrate`]. For the app's own queries,
+//! [`DieselStorage::run`] lends a connection of the storage's pool on tokio's blocking pool,
+//! [`DieselStorage::pool`] hands over the pool, and [`DieselStorage::prepare_connection`] sets
+//! up a connection the app opened itself. On SQLite the app must use one of them: a plain
+//! `SqliteConnection::establish` has no busy timeout, and its writes beside uploads fail with
+//! "database is locked" (and can make uploads fail).
+//!
+//! ```
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! use diesel::connection::SimpleConnection;
+//! use diesel::prelude::*;
+//! use storage_diesel::{DatabaseOptions, SqliteStorage};
+//!
+//! diesel::table! {
+//!     users (id) {
+//!         id -> Integer,
+//!         name -> Text,
+//!     }
+//! }
+//!
+//! // Any error type that takes a `storage_core::Error` (the pool's errors) will do.
+//! type AppError = Box<dyn std::error::Error + Send + Sync>;
+//!
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let url = format!("sqlite://{}/app.db", dir.path().display());
+//! let storage = SqliteStorage::connect(&url, DatabaseOptions::new()).await?;
+//! storage.migrate().await?;
+//! let names = storage
+//!     .run(|conn: &mut SqliteConnection| -> Result<Vec<String>, AppError> {
+//!         conn.batch_execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")?;
+//!         diesel::insert_into(users::table)
+//!             .values(users::name.eq("ann"))
+//!             .execute(conn)?;
+//!         Ok(users::table.select(users::name).load(conn)?)
+//!     })
+//!     .await?;
+//! assert_eq!(names, ["ann"]);
+//! # Ok::<(), AppError>(()) }).unwrap();
+//! ```
+//!
 //! # Model fields
 //!
 //! [`FileField`] and [`ImageField`] are Django's model fields for diesel models: a [`FileRef`]

@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use diesel::r2d2::{ConnectionManager, PooledConnection};
 use futures::{StreamExt, TryStreamExt};
 use storage_core::naming::NameCandidates;
 use storage_core::{
@@ -304,7 +303,7 @@ where
     /// Runs `work` with a pooled connection on tokio's blocking pool.
     async fn with_conn<T, F>(&self, what: &'static str, work: F) -> Result<T>
     where
-        F: FnOnce(&mut PooledConnection<ConnectionManager<C>>) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut C) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         self.inner.db.run(what, work).await
@@ -789,3 +788,4 @@ where
 }
 
 crate::references::reference_source!(DieselStorage, Dialect);
+crate::pool::app_connection!(DieselStorage, Dialect);
