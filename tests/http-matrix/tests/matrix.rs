@@ -256,6 +256,8 @@ async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
         get("backslash traversal", "/media/..%5C..%5Cetc%5Cpasswd", 400),
         get("NUL", "/media/a%00b.txt", 400),
         get("missing", "/media/missing.txt", 404),
+        get("the media root", "/media/", 404),
+        get("a directory", "/media/docs/", 404),
         get("POST to a file", "/media/docs/a.txt", 405).method(reqwest::Method::POST),
         get("upload", "/upload", 200)
             .method(reqwest::Method::POST)
@@ -282,6 +284,15 @@ async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
                 "p.png",
                 "image/png",
                 &storage_conformance::png_header(2, 2),
+            ),
+        // A PNG that is also a page, named as one: stored under the type its bytes show.
+        get("image sent as html", "/upload-image", 200)
+            .method(reqwest::Method::POST)
+            .multipart(
+                "file",
+                "me.html",
+                "text/html",
+                &storage_conformance::png_with_html(3, 2),
             ),
         get("private: no signature", "/media/private/plan.pdf", 403),
         get(
@@ -402,6 +413,20 @@ async fn three_frameworks_answer_the_matrix_alike() -> Result<()> {
                     "{body}"
                 );
             }
+        }
+        if request.what == "image sent as html" {
+            for (framework, answer) in &answers {
+                let body = String::from_utf8_lossy(&answer.body);
+                assert!(body.contains("uploads/me.png"), "{framework}: {body}");
+            }
+            assert_eq!(
+                storage.read_to_bytes("uploads/me.png").await?.as_ref(),
+                storage_conformance::png_with_html(3, 2).as_slice()
+            );
+            assert!(
+                !storage.exists("uploads/me.html").await?,
+                "an image was stored under the client's .html"
+            );
         }
         if request.what == "upload over the limit" {
             assert!(
