@@ -43,4 +43,6 @@ mod guides {
     mod django {}
     #[doc = include_str!("../../../docs/names.md")]
     mod names {}
+    #[doc = include_str!("../../../docs/fields.md")]
+    mod fields {}
 }

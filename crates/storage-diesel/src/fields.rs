@@ -1,4 +1,30 @@
-#![doc = include_str!("../../../docs/fields.md")]
+//! Model fields: a file column on a diesel model, as Django's `FileField` and `ImageField`. A
+//! row holds a [`FileRef`] (the stored name, a text column); the field, declared once, knows the
+//! storage, `upload_to`, the image rule and what happens to a replaced file.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use storage_core::{InMemoryStorage, Storage, UploadTo};
+//! use storage_diesel::{FileRef, ImageField};
+//!
+//! let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
+//! let photo = ImageField::new("cars", "photo", storage)?.upload_to(UploadTo::template("cars"));
+//! let row = FileRef::empty(); // what the car's row holds now
+//!
+//! // A PNG the client called a page: checked, stored under its real extension.
+//! let png = storage_conformance::png_header(640, 480);
+//! let change = photo.attach(&row, ("chevy.html", png)).await?;
+//! assert_eq!(change.value().name(), Some("cars/chevy.png"));
+//! // ... save the row with change.value(), then:
+//! change.finish(Ok::<(), storage_core::Error>(())).await?;
+//! # Ok::<(), storage_core::Error>(()) }).unwrap();
+//! ```
+//!
+//! `attach` takes any [`IncomingFile`]: content with a name, or an upload form an HTTP
+//! adapter extracted (`storage_axum::UploadForm` and its actix and rocket twins), which is read
+//! only then. The guide `docs/fields.md` walks through Django's `Car.photo` and an avatar upload
+//! on each framework; `examples/avatars` is a whole app.
 
 use std::fmt;
 use std::ops::Deref;
