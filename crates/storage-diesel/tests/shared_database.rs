@@ -7,7 +7,8 @@
 //!   is adopted by `migrate()`;
 //! - two storages migrating at once both succeed and the migration runs once;
 //! - on SQLite, the app's writes beside 40 uploads never meet "database is locked" when its
-//!   connection went through `prepare_connection` or comes from `run`.
+//!   connection went through `prepare_connection` or comes from `run`; on PostgreSQL the app's
+//!   own connection needs nothing, and the same load passes.
 //!
 //! The last test (ignored) only measures what an unprepared app connection meets.
 
@@ -677,5 +678,72 @@ async fn postgres_app_code_runs_on_the_storage_pool() -> TestResult {
         })
         .await;
     assert!(matches!(failed, Err(AppError::Database(_))), "{failed:?}");
+    Ok(())
+}
+
+/// The app's own PostgreSQL connection writing rows in a loop beside 40 uploads into the same
+/// database: no error on either side, every file byte-equal, every row counted.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_app_connection_writes_beside_40_uploads() -> TestResult {
+    let Some(db) = common::pg_db()? else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let app = app_migrations(dir.path(), POSTGRES_ID)?;
+    PgConnection::establish(&db.url)?.run_pending_migrations(app)?;
+    let storage =
+        storage_diesel::PgStorage::connect(&db.url, options().migrate_on_connect(true)).await?;
+
+    let done = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let writer = {
+        let (done, url) = (Arc::clone(&done), db.url.clone());
+        tokio::task::spawn_blocking(move || -> Result<(u64, Vec<String>), String> {
+            let mut conn = PgConnection::establish(&url).map_err(|e| e.to_string())?;
+            let insert = |i: u64| -> Result<(), AppError> {
+                diesel::insert_into(users::table)
+                    .values(users::name.eq(format!("user {i}")))
+                    .execute(&mut conn)?;
+                Ok(())
+            };
+            Ok(app_loop(insert, &done, started_tx))
+        })
+    };
+    let _ = started_rx.await;
+    let uploads: Vec<_> = (0..UPLOADS)
+        .map(|i| {
+            let storage = storage.clone();
+            tokio::spawn(async move {
+                storage
+                    .save(&format!("uploads/{i}.bin"), pattern(UPLOAD_SIZE, i))
+                    .await
+            })
+        })
+        .collect();
+    let mut outcome = Outcome::default();
+    let mut saved = Vec::new();
+    for (i, upload) in (0..UPLOADS).zip(uploads) {
+        match upload.await? {
+            Ok(meta) => saved.push((i, meta.name)),
+            Err(e) => outcome.uploads_failed.push(with_sources(&e)),
+        }
+    }
+    done.store(true, Ordering::Release);
+    let (app_writes, app_failed) = writer.await??;
+    outcome.app_writes = app_writes;
+    outcome.app_failed = app_failed;
+    assert_no_error(&outcome);
+    for (i, name) in saved {
+        let read = storage.read_to_bytes(name.as_str()).await?;
+        assert!(
+            read.as_ref() == pattern(UPLOAD_SIZE, i).as_slice(),
+            "upload {i} came back different"
+        );
+    }
+    assert_eq!(
+        u64::try_from(db.count("SELECT COUNT(*) AS n FROM users")?)?,
+        outcome.app_writes
+    );
     Ok(())
 }
