@@ -31,7 +31,7 @@ pub struct Destination {
     storage: Arc<dyn Storage>,
     options: SaveOptions,
     image: Option<ImagePolicy>,
-    max_size: Option<u64>,
+    max_bytes: Option<u64>,
     label: Option<String>,
 }
 
@@ -41,7 +41,7 @@ impl std::fmt::Debug for Destination {
             .field("storage", &self.storage.backend_name())
             .field("options", &self.options)
             .field("image", &self.image)
-            .field("max_size", &self.max_size)
+            .field("max_bytes", &self.max_bytes)
             .field("label", &self.label)
             .finish()
     }
@@ -54,7 +54,7 @@ impl Destination {
             storage,
             options: SaveOptions::default(),
             image: None,
-            max_size: None,
+            max_bytes: None,
             label: None,
         }
     }
@@ -75,8 +75,8 @@ impl Destination {
 
     /// Files of at most `bytes` bytes; a larger one is [`Error::TooLarge`] and nothing is stored.
     #[must_use]
-    pub fn max_size(mut self, bytes: u64) -> Self {
-        self.max_size = Some(bytes);
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
         self
     }
 
@@ -103,8 +103,8 @@ impl Destination {
     }
 
     /// The largest size taken, if any.
-    pub fn size_limit(&self) -> Option<u64> {
-        self.max_size
+    pub fn byte_limit(&self) -> Option<u64> {
+        self.max_bytes
     }
 
     /// `error` with this destination's label in front of a refusal's reason, so a form with
@@ -121,7 +121,7 @@ impl Destination {
     /// Stores `content`, named after `filename` by the [`SaveOptions`]: a bad name is refused
     /// before any content is read; with an image rule, content that is no image (or too large
     /// an image) is refused before anything is stored, and the stored name takes the image's
-    /// real extension; past [`max_size`](Self::max_size) the write fails and stores nothing.
+    /// real extension; past [`max_bytes`](Self::max_bytes) the write fails and stores nothing.
     pub async fn save<C>(&self, filename: &str, content: C) -> Result<Received>
     where
         C: IntoContent + Send,
@@ -144,7 +144,7 @@ impl Destination {
             }
             image = Some(size);
         }
-        if let Some(limit) = self.max_size {
+        if let Some(limit) = self.max_bytes {
             content.stream = at_most(content.stream, limit);
         }
         let meta = self
@@ -311,7 +311,7 @@ mod tests {
             "{huge:?}"
         );
 
-        let small = Destination::new(storage.clone()).max_size(10);
+        let small = Destination::new(storage.clone()).max_bytes(10);
         let long = ("long.txt", vec![b'x'; 11]).store(&small).await;
         assert!(
             matches!(long, Err(Error::TooLarge { limit: 10 })),

@@ -183,7 +183,7 @@ pub struct FileField<M: ?Sized = ()> {
     options: SaveOptions,
     delete_replaced: Option<Arc<dyn ReferenceSource>>,
     image: Option<ImagePolicy>,
-    max_size: Option<u64>,
+    max_bytes: Option<u64>,
 }
 
 impl<M: ?Sized> Clone for FileField<M> {
@@ -195,7 +195,7 @@ impl<M: ?Sized> Clone for FileField<M> {
             options: self.options.clone(),
             delete_replaced: self.delete_replaced.clone(),
             image: self.image,
-            max_size: self.max_size,
+            max_bytes: self.max_bytes,
         }
     }
 }
@@ -209,7 +209,7 @@ impl<M: ?Sized> fmt::Debug for FileField<M> {
             .field("max_length", &self.options.max_length)
             .field("delete_replaced", &self.delete_replaced.is_some())
             .field("image", &self.image.is_some())
-            .field("max_size", &self.max_size)
+            .field("max_bytes", &self.max_bytes)
             .finish()
     }
 }
@@ -229,7 +229,7 @@ impl FileField {
                 .max_length(DEFAULT_MAX_LENGTH),
             delete_replaced: None,
             image: None,
-            max_size: None,
+            max_bytes: None,
         })
     }
 
@@ -301,7 +301,7 @@ impl<M: ?Sized> FileField<M> {
             options: self.options,
             delete_replaced: self.delete_replaced,
             image: self.image,
-            max_size: self.max_size,
+            max_bytes: self.max_bytes,
         }
     }
 
@@ -315,8 +315,8 @@ impl<M: ?Sized> FileField<M> {
     /// Refuses files larger than `bytes` ([`Error::TooLarge`]; nothing is stored), from an upload
     /// or from bytes alike.
     #[must_use]
-    pub fn max_size(mut self, bytes: u64) -> Self {
-        self.max_size = Some(bytes);
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
         self
     }
 
@@ -386,8 +386,8 @@ impl<M: ?Sized> FileField<M> {
         if let Some(policy) = self.image {
             destination = destination.image(policy);
         }
-        if let Some(bytes) = self.max_size {
-            destination = destination.max_size(bytes);
+        if let Some(bytes) = self.max_bytes {
+            destination = destination.max_bytes(bytes);
         }
         destination
     }
@@ -802,11 +802,11 @@ impl<M: ?Sized> ImageField<M> {
         self
     }
 
-    /// Refuses files larger than `bytes`; see [`FileField::max_size`].
+    /// Refuses files larger than `bytes`; see [`FileField::max_bytes`].
     #[must_use]
     pub fn max_bytes(self, bytes: u64) -> Self {
         Self {
-            field: self.field.max_size(bytes),
+            field: self.field.max_bytes(bytes),
         }
     }
 

@@ -256,7 +256,7 @@ fn policy_into(policy: &UploadPolicy, destination: &Destination) -> UploadPolicy
         (Some(route), Some(field)) => Some(route.within(field)),
         (route, field) => route.or(field.copied()),
     };
-    if let Some(limit) = destination.size_limit() {
+    if let Some(limit) = destination.byte_limit() {
         merged.max_file_size = merged.max_file_size.min(limit);
     }
     merged.max_files = 1;
