@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::files::{ContentFile, UploadedFile};
 use crate::image::{peek_image, ImagePolicy, ImageSize};
 use crate::meta::FileMeta;
-use crate::naming::with_type_extension;
 use crate::storage::{SaveOptions, Storage, StorageExt};
 use crate::stream::{ByteStream, IntoContent};
 
@@ -24,22 +23,28 @@ use crate::stream::{ByteStream, IntoContent};
 ///
 /// With an image rule, the bytes must be a raster image whose size can be read, the stored type
 /// is the one the bytes show, and the stored name carries that type's extension whatever the
-/// client called the file ([`with_type_extension`]): a PNG sent as `me.html` is stored as
+/// client called the file ([`with_type_extension`](crate::naming::with_type_extension)): a PNG sent as `me.html` is stored as
 /// `me.png`.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Destination {
-    storage: Arc<dyn Storage>,
-    options: SaveOptions,
-    image: Option<ImagePolicy>,
-    max_bytes: Option<u64>,
-    label: Option<String>,
+    /// The storage files go to.
+    pub storage: Arc<dyn Storage>,
+    /// How files are named and stored.
+    pub save: SaveOptions,
+    /// Only images within this rule, when set.
+    pub image: Option<ImagePolicy>,
+    /// Largest file in bytes, when set.
+    pub max_bytes: Option<u64>,
+    /// What refusals name, such as `the 'avatar' field`.
+    pub label: Option<String>,
 }
 
 impl std::fmt::Debug for Destination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Destination")
             .field("storage", &self.storage.backend_name())
-            .field("options", &self.options)
+            .field("save", &self.save)
             .field("image", &self.image)
             .field("max_bytes", &self.max_bytes)
             .field("label", &self.label)
@@ -52,7 +57,7 @@ impl Destination {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         Self {
             storage,
-            options: SaveOptions::default(),
+            save: SaveOptions::default(),
             image: None,
             max_bytes: None,
             label: None,
@@ -62,7 +67,7 @@ impl Destination {
     /// How files are named and stored.
     #[must_use]
     pub fn save_options(mut self, options: SaveOptions) -> Self {
-        self.options = options;
+        self.save = options;
         self
     }
 
@@ -87,26 +92,6 @@ impl Destination {
         self
     }
 
-    /// The storage files go to.
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
-    }
-
-    /// How files are named and stored.
-    pub fn options(&self) -> &SaveOptions {
-        &self.options
-    }
-
-    /// The image rule, if only images are taken.
-    pub fn image_policy(&self) -> Option<&ImagePolicy> {
-        self.image.as_ref()
-    }
-
-    /// The largest size taken, if any.
-    pub fn byte_limit(&self) -> Option<u64> {
-        self.max_bytes
-    }
-
     /// `error` with this destination's label in front of a refusal's reason, so a form with
     /// several files says which one was refused.
     pub fn explain(&self, error: Error) -> Error {
@@ -126,10 +111,9 @@ impl Destination {
     where
         C: IntoContent + Send,
     {
-        self.options.generate_name(filename)?;
+        self.save.generate_name(filename)?;
         let mut content = content.into_content();
-        let mut options = self.options.clone();
-        let mut stored_as = filename.to_owned();
+        let mut options = self.save.clone();
         let mut image = None;
         if let Some(policy) = &self.image {
             let (probe, peeked) = peek_image(content).await?;
@@ -138,8 +122,8 @@ impl Destination {
                 .check(probe.as_ref(), filename)
                 .map_err(|e| self.explain(e))?;
             if let Some(info) = probe {
-                // The bytes say what it is, whatever the name claims.
-                stored_as = with_type_extension(filename, &info.content_type);
+                // The bytes say what it is, whatever the name claims: so do type and name.
+                options.type_extension = Some(info.content_type.clone());
                 options.content_type = Some(info.content_type);
             }
             image = Some(size);
@@ -147,15 +131,11 @@ impl Destination {
         if let Some(limit) = self.max_bytes {
             content.stream = at_most(content.stream, limit);
         }
-        let meta = self
-            .storage
-            .save_with(&stored_as, content, &options)
-            .await?;
-        Ok(Received {
-            meta,
-            image,
-            client_filename: filename.to_owned(),
-            fields: Vec::new(),
+        let meta = self.storage.save_with(filename, content, &options).await?;
+        let received = Received::new(meta, filename);
+        Ok(match image {
+            Some(size) => received.with_image(size),
+            None => received,
         })
     }
 }
@@ -191,20 +171,28 @@ pub struct Received {
 }
 
 impl Received {
-    /// What a store made of a file that came as `client_filename`, with the text fields sent
-    /// with it.
-    pub fn new(
-        meta: FileMeta,
-        image: Option<ImageSize>,
-        client_filename: impl Into<String>,
-        fields: Vec<(String, String)>,
-    ) -> Self {
+    /// What a store made of a file that came as `client_filename`.
+    pub fn new(meta: FileMeta, client_filename: impl Into<String>) -> Self {
         Self {
             meta,
-            image,
+            image: None,
             client_filename: client_filename.into(),
-            fields,
+            fields: Vec::new(),
         }
+    }
+
+    /// With the image's size.
+    #[must_use]
+    pub fn with_image(mut self, size: ImageSize) -> Self {
+        self.image = Some(size);
+        self
+    }
+
+    /// With the text fields sent beside the file.
+    #[must_use]
+    pub fn with_fields(mut self, fields: Vec<(String, String)>) -> Self {
+        self.fields = fields;
+        self
     }
 }
 
@@ -215,7 +203,9 @@ impl Received {
 /// limits.
 ///
 /// The future is `Send` whenever the file's own data is, so an axum or rocket handler stays
-/// `Send` and an actix handler may hold actix's thread-bound payload.
+/// `Send` and an actix handler may hold actix's thread-bound payload. That holds where the
+/// file's type is known (a handler, a function called with a concrete form): code generic over
+/// `F: IncomingFile` cannot promise it, so it cannot hand the future to `tokio::spawn`.
 pub trait IncomingFile {
     /// Stores the file at `destination`, under its rules.
     fn store(self, destination: &Destination) -> impl Future<Output = Result<Received>>;

@@ -196,21 +196,44 @@ pub fn extension_for_type(content_type: &str) -> &'static str {
     }
 }
 
-/// Whether `ext` (without the dot, any case) is an extension files of `content_type` carry.
+/// Other spellings of a type's own extension that are kept as the client wrote them. Only
+/// these: `mime_guess` also maps `cmd`, `reg` or `ini` to `text/plain`, and a client that picks
+/// its extension must not pick one a server runs or reads as configuration.
+const EXTENSION_ALIASES: &[(&str, &[&str])] = &[
+    ("image/jpeg", &["jpeg", "jpe", "jfif"]),
+    ("image/tiff", &["tiff"]),
+    ("image/heif", &["heic"]),
+    ("text/markdown", &["markdown"]),
+    ("text/html", &["htm"]),
+    ("text/yaml", &["yml"]),
+    ("application/yaml", &["yml"]),
+    ("video/mpeg", &["mpeg"]),
+    ("audio/midi", &["midi"]),
+];
+
+/// Whether `ext` (without the dot, any case) is the extension of `content_type`, or one of its
+/// few other spellings.
 fn extension_fits(ext: &str, content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     !ext.is_empty()
-        && (ext.eq_ignore_ascii_case(extension_for_type(essence))
-            || mime_guess::from_ext(ext)
+        && (ext.eq_ignore_ascii_case(extension_for_type(&essence))
+            || EXTENSION_ALIASES
                 .iter()
-                .any(|guess| guess.essence_str().eq_ignore_ascii_case(essence)))
+                .filter(|(of, _)| *of == essence)
+                .any(|(_, aliases)| aliases.iter().any(|a| ext.eq_ignore_ascii_case(a))))
 }
 
-/// `filename` with an extension that says what the bytes are: kept when its last extension
-/// fits `content_type` (`photo.JPEG` stays for `image/jpeg`), otherwise replaced with
-/// [`extension_for_type`] (`me.html` holding a PNG becomes `me.png`, `me.png.html` becomes
-/// `me.png`, `avatar` becomes `avatar.png`). A web server, CDN or browser that goes by the
-/// extension then treats the file as what it is, not as what the client named it.
+/// `filename` with an extension that says what the bytes are: kept when its last extension is
+/// `content_type`'s ([`extension_for_type`], or a usual other spelling: `photo.JPEG` stays for
+/// `image/jpeg`); otherwise every extension goes and the type's own takes their place
+/// (`me.html` holding a PNG becomes `me.png`, `shell.php.html` becomes `shell.png`, `avatar`
+/// becomes `avatar.png`). A web server, CDN or browser that goes by the extension then treats
+/// the file as what it is, not as what the client named it.
 ///
 /// ```
 /// use storage_core::naming::with_type_extension;
@@ -221,15 +244,16 @@ fn extension_fits(ext: &str, content_type: &str) -> bool {
 pub fn with_type_extension(filename: &str, content_type: &str) -> String {
     let cut = filename.rfind(['/', '\\']).map_or(0, |at| at + 1);
     let (dir, file) = filename.split_at(cut);
-    let (root, ext) = split_last_extension(file);
+    let (_, ext) = split_last_extension(file);
     if extension_fits(ext.trim_start_matches('.'), content_type) {
         return filename.to_owned();
     }
-    let (inner_root, inner_ext) = split_last_extension(root);
-    if !inner_ext.is_empty() && extension_fits(inner_ext.trim_start_matches('.'), content_type) {
-        // `me.png.html`: the extension before the last one is already right.
-        return format!("{dir}{inner_root}{inner_ext}");
-    }
+    // All of them: an inner `.php` in `shell.php.png` is one some servers still act on.
+    let (root, _) = split_extensions(file);
+    let root = match root.trim_end_matches('.') {
+        "" => root,
+        trimmed => trimmed,
+    };
     format!("{dir}{root}.{}", extension_for_type(content_type))
 }
 
@@ -825,20 +849,25 @@ mod tests {
     #[test]
     fn names_take_the_extension_of_their_type() {
         let cases = [
-            // The client's extension fits: kept as written.
+            // The client's extension is the type's: kept as written.
             ("photo.png", "image/png", "photo.png"),
             ("PHOTO.JPG", "image/jpeg", "PHOTO.JPG"),
             ("photo.jpeg", "image/jpeg", "photo.jpeg"),
             ("icon.ico", "image/vnd.microsoft.icon", "icon.ico"),
             ("data.csv", "text/csv", "data.csv"),
             ("notes.txt", "text/plain; charset=utf-8", "notes.txt"),
-            // It does not: the type's own.
+            ("my.holiday.png", "image/png", "my.holiday.png"),
+            // It is not: every extension goes, the type's own comes.
             ("me.html", "image/png", "me.png"),
             ("me.svg", "image/jpeg", "me.jpg"),
             ("me.png.html", "image/png", "me.png"),
-            ("me.gif.html", "image/png", "me.gif.png"),
+            ("shell.php.html", "image/png", "shell.png"),
             ("x.html", "text/csv", "x.csv"),
             ("x.html", "text/plain", "x.txt"),
+            // Extensions mime_guess also files under text/plain, which servers run or read.
+            ("run.cmd", "text/plain", "run.txt"),
+            ("setup.reg", "text/plain", "setup.txt"),
+            (".user.ini", "text/plain", ".user.txt"),
             ("avatar", "image/webp", "avatar.webp"),
             ("me.", "image/png", "me.png"),
             (".htaccess", "image/png", ".htaccess.png"),

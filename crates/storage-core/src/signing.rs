@@ -117,8 +117,18 @@ impl UrlSigner {
     /// ```
     #[must_use]
     pub fn with_expiry_window(mut self, window: Duration) -> Self {
-        self.expiry_window = window.as_secs();
+        // Whole seconds, as expiries are; a window under one is one, not none.
+        self.expiry_window = if window.is_zero() {
+            0
+        } else {
+            window.as_secs().max(1)
+        };
         self
+    }
+
+    /// The [expiry window](Self::with_expiry_window); zero when there is none.
+    pub fn expiry_window(&self) -> Duration {
+        Duration::from_secs(self.expiry_window)
     }
 
     /// The expiry a URL signed at `now` for `valid_for` gets, in seconds since the Unix epoch:
@@ -177,6 +187,17 @@ impl UrlSigner {
         query: Option<&str>,
         now: SystemTime,
     ) -> Result<(), SignatureError> {
+        self.verified_expiry(name, query, now).map(drop)
+    }
+
+    /// [`verify`](Self::verify), giving the expiry the signature carries (seconds since the
+    /// Unix epoch): how long an answer to this URL may be kept.
+    pub fn verified_expiry(
+        &self,
+        name: &Name,
+        query: Option<&str>,
+        now: SystemTime,
+    ) -> Result<u64, SignatureError> {
         let (mut expires, mut signature) = (None, None);
         for pair in query.unwrap_or_default().split('&') {
             let Some((key, value)) = pair.split_once('=') else {
@@ -217,7 +238,7 @@ impl UrlSigner {
         if now > expires {
             return Err(SignatureError::Expired);
         }
-        Ok(())
+        Ok(expires)
     }
 }
 

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::meta::{ByteRange, Capabilities, FileMeta, Listing, Visibility};
 use crate::name::Name;
-use crate::naming::{generate_filename, NameCandidates, UploadTo};
+use crate::naming::{generate_filename, with_type_extension, NameCandidates, UploadTo};
 use crate::stream::{collect_bytes, ByteStream, IntoContent};
 
 /// What a write stores besides the bytes.
@@ -148,6 +148,11 @@ pub struct SaveOptions {
     pub content_type: Option<String>,
     /// Public or private; unset, the storage's [`Storage::default_visibility`].
     pub visibility: Option<Visibility>,
+    /// A media type the stored name's extension must say (set when the bytes were checked to
+    /// be of it): the generated name gets it by
+    /// [`with_type_extension`](crate::naming::with_type_extension), after `upload_to`, so a PNG
+    /// sent as `me.html` is stored as `me.png` whatever the naming rule made of it.
+    pub type_extension: Option<String>,
 }
 
 impl SaveOptions {
@@ -198,13 +203,25 @@ impl SaveOptions {
         self
     }
 
+    /// Names take the extension of `content_type` (see [`Self::type_extension`]).
+    #[must_use]
+    pub fn type_extension(mut self, content_type: impl Into<String>) -> Self {
+        self.type_extension = Some(content_type.into());
+        self
+    }
+
     /// The name a save with these options starts from, before collisions: `upload_to`, then
-    /// cleaning (unless `keep_name`), then validation.
+    /// cleaning (unless `keep_name`), then the type's extension when one is set, then
+    /// validation.
     pub fn generate_name(&self, name: &str) -> Result<Name> {
-        match (&self.upload_to, self.keep_name) {
+        let generated = match (&self.upload_to, self.keep_name) {
             (Some(upload_to), _) => upload_to.generate_filename(name),
             (None, false) => generate_filename(name),
             (None, true) => Name::new(name),
+        }?;
+        match &self.type_extension {
+            Some(content_type) => Name::new(with_type_extension(generated.as_str(), content_type)),
+            None => Ok(generated),
         }
     }
 }

@@ -447,18 +447,26 @@ pub fn name_from_path(path: &str) -> Result<String, Error> {
     Ok(decoded.into_owned())
 }
 
-/// Why a request may not have a private file, or `None` when it may: the app's check first,
-/// then the URL signature.
-fn access_denied(
+/// How a request may have a file.
+enum Access {
+    /// A public file, or the app's own check allowed it.
+    Open,
+    /// A signature valid until `expires` (seconds since the Unix epoch) allowed it.
+    Signed { expires: u64 },
+}
+
+/// Whether a request may have the file: the app's check first, then the URL signature; `Err`
+/// says why not.
+fn access(
     name: &Name,
     meta: &FileMeta,
     query: Option<&str>,
     method: &Method,
     headers: &HeaderMap,
     config: &ServeConfig,
-) -> Option<String> {
+) -> Result<Access, String> {
     if meta.visibility == Visibility::Public {
-        return None;
+        return Ok(Access::Open);
     }
     let request = AccessRequest {
         name,
@@ -472,15 +480,34 @@ fn access_denied(
         .as_ref()
         .is_some_and(|check| check(&request))
     {
-        return None;
+        return Ok(Access::Open);
     }
     match &config.signer {
         Some(signer) => signer
-            .verify(name, query, SystemTime::now())
-            .err()
-            .map(|e| e.to_string()),
-        None => Some("private file".to_owned()),
+            .verified_expiry(name, query, SystemTime::now())
+            .map(|expires| Access::Signed { expires })
+            .map_err(|e| e.to_string()),
+        None => Err("private file".to_owned()),
     }
+}
+
+/// The `Cache-Control` of an answer that a signature allowed, when the signer keeps URLs the
+/// same for a window ([`UrlSigner::with_expiry_window`](storage_core::UrlSigner)): the browser
+/// may keep it, without asking again, until the signature expires. Without a window every page
+/// view has a new URL, and the configured value stays.
+fn signed_cache_control(access: &Access, config: &ServeConfig) -> Option<HeaderValue> {
+    let Access::Signed { expires } = access else {
+        return None;
+    };
+    let windowed = config
+        .signer
+        .as_ref()
+        .is_some_and(|signer| !signer.expiry_window().is_zero());
+    if !windowed {
+        return None;
+    }
+    let now = http_seconds(SystemTime::now());
+    HeaderValue::from_str(&format!("private, max-age={}", expires.saturating_sub(now))).ok()
 }
 
 /// 403 with a short reason (`signature missing`, `signature expired`, `signature invalid`).
@@ -621,10 +648,14 @@ async fn try_serve(
     // The file may be replaced between looking at it and opening it; then decide again on the
     // version actually opened (bounded: each round means another overwrite just happened).
     for _ in 0..3 {
-        if let Some(reason) = access_denied(&name, &meta, query, method, request, config) {
-            return Ok(forbidden(&reason));
+        let allowed = match access(&name, &meta, query, method, request, config) {
+            Ok(allowed) => allowed,
+            Err(reason) => return Ok(forbidden(&reason)),
+        };
+        let mut decision = serve_decision(method, request, &meta, config);
+        if let Some(cache) = signed_cache_control(&allowed, config) {
+            decision.headers.insert(CACHE_CONTROL, cache);
         }
-        let decision = serve_decision(method, request, &meta, config);
         let body = match &decision.body {
             BodyPlan::Empty => ResponseBody::empty(),
             BodyPlan::Whole if opened_whole.is_some() => {

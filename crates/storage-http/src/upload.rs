@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt};
 use memchr::memmem::{self, Finder};
-use storage_core::naming::{sanitize_upload_filename, with_type_extension};
+use storage_core::naming::sanitize_upload_filename;
 use storage_core::{
     guess_content_type, probe_image, ByteStream, Content, Destination, Error, FileMeta, ImageInfo,
     ImagePolicy, ImageSize, Name, Received, SaveOptions, Storage, StorageExt, IMAGE_SNIFF_BYTES,
@@ -251,12 +251,12 @@ where
 /// and one file.
 fn policy_into(policy: &UploadPolicy, destination: &Destination) -> UploadPolicy {
     let mut merged = policy.clone();
-    merged.save = destination.options().clone();
-    merged.image = match (policy.image, destination.image_policy()) {
-        (Some(route), Some(field)) => Some(route.within(field)),
-        (route, field) => route.or(field.copied()),
+    merged.save = destination.save.clone();
+    merged.image = match (policy.image, destination.image) {
+        (Some(route), Some(field)) => Some(route.within(&field)),
+        (route, field) => route.or(field),
     };
-    if let Some(limit) = destination.byte_limit() {
+    if let Some(limit) = destination.max_bytes {
         merged.max_file_size = merged.max_file_size.min(limit);
     }
     merged.max_files = 1;
@@ -268,6 +268,10 @@ fn policy_into(policy: &UploadPolicy, destination: &Destination) -> UploadPolicy
 /// its rules (naming, image check, size limit) and the request limits of `policy`; the text
 /// fields come back in [`Received::fields`]. No file, or more than one, is
 /// [`Error::BadRequest`]; any refusal stores nothing. What the adapters' upload forms do.
+///
+/// How the file is named and stored (`upload_to`, visibility, overwrite) comes from the
+/// destination alone: `policy.save` is not used. Image rules of both apply together, and the
+/// smaller of the two size limits.
 pub async fn receive_file<S, E>(
     content_type: &str,
     body: S,
@@ -279,7 +283,7 @@ where
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
     let merged = policy_into(policy, destination);
-    let storage = destination.storage().as_ref();
+    let storage = destination.storage.as_ref();
     let upload = save_multipart(storage, content_type, body, &merged)
         .await
         .map_err(|e| destination.explain(e))?;
@@ -291,12 +295,11 @@ where
         };
         return Err(bad_request(reason));
     };
-    Ok(Received::new(
-        file.meta,
-        file.image,
-        file.client_filename,
-        fields,
-    ))
+    let received = Received::new(file.meta, file.client_filename).with_fields(fields);
+    Ok(match file.image {
+        Some(size) => received.with_image(size),
+        None => received,
+    })
 }
 
 /// [`receive_file`] for a body that must stay on the current task (actix's payload, rocket's
@@ -825,11 +828,10 @@ async fn save_field(
 
     // With a type rule, the name says what the bytes are: a PNG sent as `me.html` is stored as
     // `me.png`, so a server or CDN that goes by the extension never serves it as a page.
-    let stored_as = if policy.image.is_some() || policy.allowed_types.is_some() {
-        with_type_extension(&client_filename, &content_type)
-    } else {
-        client_filename.clone()
-    };
+    let mut save = policy.save.clone();
+    if policy.image.is_some() || policy.allowed_types.is_some() {
+        save.type_extension = Some(content_type.clone());
+    }
 
     // The sniffed head, then the rest of the field through a small channel: backpressure keeps
     // memory flat, and a limit hit mid-field reaches the storage as an error, which stores nothing.
@@ -865,8 +867,8 @@ async fn save_field(
             }
         }
     };
-    let save = storage.save_with(&stored_as, content, &policy.save);
-    let (meta, ()) = futures::join!(save, pump);
+    let stored = storage.save_with(&client_filename, content, &save);
+    let (meta, ()) = futures::join!(stored, pump);
     Ok(SavedUpload {
         field: field_name.to_owned(),
         client_filename,
@@ -964,7 +966,10 @@ fn is_textual(content_type: &str) -> bool {
         || matches!(essence.as_str(), "application/json" | "application/csv")
 }
 
-/// The name a file field would be stored under, for handlers that want to check it first.
+/// The name a file field would be stored under before its content is seen, for handlers that
+/// want to check it first; a free alternative is taken when it is in use, and with an image
+/// rule or an allow-list the extension becomes that of the type the bytes show (`me.html`
+/// holding a PNG is stored as `me.png`).
 pub fn upload_name(client_filename: &str, policy: &UploadPolicy) -> Result<Name, Error> {
     let safe = sanitize_upload_filename(client_filename).ok_or_else(|| Error::InvalidName {
         name: client_filename.escape_debug().to_string(),

@@ -641,6 +641,67 @@ async fn private_files_need_a_signature_or_the_apps_permission() -> Result<()> {
     Ok(())
 }
 
+/// With an expiry window a private file's signed URL stays the same, so its answer may be kept
+/// until the signature expires; without one the configured `private, no-cache` stays, and a
+/// file the app's own check allowed is never cached that way.
+#[tokio::test]
+async fn windowed_signatures_let_browsers_keep_the_file() -> Result<()> {
+    use storage_core::UrlSigner;
+    let storage = InMemoryStorage::new();
+    storage.save("secret/plan.pdf", "%PDF secret").await?;
+    let name = Name::new("secret/plan.pdf")?;
+    let cache_control = |signer: UrlSigner, user: Option<&'static str>| {
+        let storage = &storage;
+        let name = name.clone();
+        async move {
+            let query = signer.sign(&name, Duration::from_secs(600));
+            let config = ServeConfig::new()
+                .signer(signer)
+                .authorize(|access| access.headers.contains_key("x-user"));
+            let mut headers = HeaderMap::new();
+            if let Some(user) = user {
+                headers.insert("x-user", http::HeaderValue::from_static(user));
+            }
+            let query = if user.is_some() { None } else { Some(query) };
+            let answer = serve(
+                storage,
+                name.as_str(),
+                query.as_deref(),
+                &Method::GET,
+                &headers,
+                &config,
+            )
+            .await;
+            assert_eq!(answer.status(), StatusCode::OK);
+            answer
+                .headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        }
+    };
+    let hour = Duration::from_secs(3600);
+    let windowed = UrlSigner::new("s").with_expiry_window(hour);
+    let cached = cache_control(windowed.clone(), None).await;
+    let max_age: u64 = cached
+        .as_deref()
+        .and_then(|v| v.strip_prefix("private, max-age="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    // At least the ten minutes asked, at most one window more.
+    assert!((599..=600 + 3600).contains(&max_age), "{cached:?}");
+    assert_eq!(
+        cache_control(UrlSigner::new("s"), None).await.as_deref(),
+        Some("private, no-cache")
+    );
+    assert_eq!(
+        cache_control(windowed, Some("owner")).await.as_deref(),
+        Some("private, no-cache"),
+        "the app's own check is per request, not per URL"
+    );
+    Ok(())
+}
+
 /// Found by fuzzing (fuzz/regressions/ranges_and_conditionals): a file modified before 1970 or
 /// after 9999 made the HTTP date code panic; a blank inside an entity tag tripped a debug
 /// assertion in the `headers` crate; `If-Match: *` failed and `If-None-Match: *` never matched

@@ -240,14 +240,26 @@ async fn allowed_types_are_checked_against_the_bytes() -> Result<()> {
         saved.files[0].meta.content_type.as_deref(),
         Some("image/png")
     );
-    // Text types, which have no magic number, are taken at their word only if allowed.
-    let text = UploadPolicy::new().allowed_types(["text/plain"]);
-    upload(
-        &storage,
-        multipart(&[file("f", "notes.txt", "text/plain", b"plain".to_vec())]),
-        &text,
-    )
-    .await?;
+    // ... and under the name of what it is.
+    assert_eq!(saved.files[0].meta.name.as_str(), "pic.png");
+    assert_eq!(saved.files[0].client_filename, "pic.dat");
+    // Text types, which have no magic number, are taken at their word only if allowed, and
+    // the name then says that type, not what the client picked.
+    let text = UploadPolicy::new().allowed_types(["text/plain", "text/csv"]);
+    let claimed = [
+        ("notes.txt", "text/plain", "notes.txt"),
+        ("run.cmd", "text/plain", "run.txt"),
+        ("page.html", "text/csv", "page.csv"),
+    ];
+    for (sent, declared, stored) in claimed {
+        let saved = upload(
+            &storage,
+            multipart(&[file("f", sent, declared, b"plain".to_vec())]),
+            &text,
+        )
+        .await?;
+        assert_eq!(saved.files[0].meta.name.as_str(), stored, "{sent}");
+    }
     let pdf_claim = file("f", "x.pdf", "application/pdf", b"not a pdf".to_vec());
     let result = upload(
         &storage,
@@ -259,7 +271,7 @@ async fn allowed_types_are_checked_against_the_bytes() -> Result<()> {
         matches!(result, Err(Error::UnsupportedType { .. })),
         "{result:?}"
     );
-    assert_eq!(stored_count(&storage).await, 2);
+    assert_eq!(stored_count(&storage).await, 4);
     Ok(())
 }
 
@@ -500,5 +512,103 @@ async fn stalled_and_trickled_bodies_are_refused() -> Result<()> {
     // The same body at full speed is stored.
     upload(&storage, body, &policy).await?;
     assert_eq!(stored_count(&storage).await, 1);
+    Ok(())
+}
+
+/// `receive_file`, what the adapters' upload forms do: one file, into a destination's rules.
+#[tokio::test]
+async fn one_file_is_received_into_a_destination() -> Result<()> {
+    use std::sync::Arc;
+    use storage_core::Destination;
+    use storage_http::receive_file;
+
+    let storage = Arc::new(InMemoryStorage::new());
+    let avatars = Destination::new(storage.clone())
+        .save_options(SaveOptions::new().upload_to(UploadTo::template("avatars")))
+        .image(ImagePolicy::new().max_size(100, 100))
+        .max_bytes(1000)
+        .label("the 'avatar' field");
+    let receive = |body: Vec<u8>, policy: UploadPolicy| {
+        let avatars = avatars.clone();
+        async move {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = body
+                .chunks(100)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            receive_file(
+                &format!("multipart/form-data; boundary={BOUNDARY}"),
+                futures::stream::iter(chunks),
+                &policy,
+                &avatars,
+            )
+            .await
+        }
+    };
+
+    // The field's rules: its directory, its image check, the image's own extension; the text
+    // fields come along.
+    let form = multipart(&[
+        Part::Text("caption", "me at the beach"),
+        file("avatar", "me.html", "text/html", png(64, 64, 10)),
+    ]);
+    let received = receive(form, UploadPolicy::new()).await?;
+    assert_eq!(received.meta.name.as_str(), "avatars/me.png");
+    assert_eq!(received.client_filename, "me.html");
+    assert_eq!(received.image.map(|s| s.width), Some(64));
+    assert_eq!(
+        received.fields,
+        vec![("caption".to_owned(), "me at the beach".to_owned())]
+    );
+
+    // No file, two files, or not the policy's field: 400, nothing stored.
+    let before = storage.len();
+    let none = receive(
+        multipart(&[Part::Text("caption", "x")]),
+        UploadPolicy::new(),
+    )
+    .await;
+    assert!(
+        matches!(&none, Err(Error::BadRequest { reason }) if reason == "the upload has no file"),
+        "{none:?}"
+    );
+    let two = multipart(&[
+        file("avatar", "a.png", "image/png", png(8, 8, 0)),
+        file("avatar", "b.png", "image/png", png(8, 8, 0)),
+    ]);
+    let two = receive(two, UploadPolicy::new()).await;
+    assert!(
+        matches!(&two, Err(Error::BadRequest { reason }) if reason == "more than 1 file in one request"),
+        "{two:?}"
+    );
+    let elsewhere = multipart(&[file("other", "a.png", "image/png", png(8, 8, 0))]);
+    let elsewhere = receive(elsewhere, UploadPolicy::new().field("avatar")).await;
+    assert!(
+        matches!(&elsewhere, Err(Error::BadRequest { reason })
+            if reason == "the upload has no file in the 'avatar' field"),
+        "{elsewhere:?}"
+    );
+
+    // Both image rules hold: the route's 4096 and the field's 100; the field names itself.
+    let wide = multipart(&[file("avatar", "wide.png", "image/png", png(101, 8, 0))]);
+    let route = UploadPolicy::new().images(ImagePolicy::new().max_size(4096, 4096));
+    let wide = receive(wide, route).await;
+    assert!(
+        matches!(&wide, Err(Error::UnsupportedType { reason })
+            if reason == "the 'avatar' field: 'wide.png' is 101x8, larger than the 100x100 allowed"),
+        "{wide:?}"
+    );
+    let tall = multipart(&[file("avatar", "tall.png", "image/png", png(8, 60, 0))]);
+    let route = UploadPolicy::new().images(ImagePolicy::new().max_size(50, 50));
+    assert!(matches!(
+        receive(tall, route).await,
+        Err(Error::UnsupportedType { .. })
+    ));
+    // The smaller byte limit wins: the field's 1000 over the route's default.
+    let big = multipart(&[file("avatar", "big.png", "image/png", png(8, 8, 2000))]);
+    assert!(matches!(
+        receive(big, UploadPolicy::new()).await,
+        Err(Error::TooLarge { limit: 1000 })
+    ));
+    assert_eq!(storage.len(), before, "a refusal stored something");
     Ok(())
 }
