@@ -368,17 +368,39 @@ impl<M: ?Sized> FileField<M> {
 
     /// Where this field stores a new file for `instance`: its storage, naming (`upload_to`,
     /// `max_length`, visibility), image rule and size limit, for an upload form or any
-    /// [`IncomingFile`].
+    /// [`IncomingFile`]. With [`upload_to_with`](Self::upload_to_with) the file's name is known
+    /// only when the file comes, so the destination keeps a copy of the instance to name it
+    /// then.
     pub fn destination_for(&self, instance: &M) -> Destination
     where
         M: Clone + Send + Sync + 'static,
     {
+        let upload_to = match &self.naming {
+            Naming::Options => None,
+            Naming::Instance(f) => {
+                let (f, instance) = (Arc::clone(f), instance.clone());
+                Some(UploadTo::func(move |filename| f(&instance, filename)))
+            }
+        };
+        self.destination_with(upload_to)
+    }
+
+    /// The destination for a file whose name is already known: the instance is read now.
+    fn destination_named(&self, instance: &M, filename: &str) -> Destination {
+        let upload_to = match &self.naming {
+            Naming::Options => None,
+            Naming::Instance(f) => {
+                let joined = f(instance, filename);
+                Some(UploadTo::func(move |_| joined.clone()))
+            }
+        };
+        self.destination_with(upload_to)
+    }
+
+    fn destination_with(&self, upload_to: Option<UploadTo>) -> Destination {
         let mut options = self.options.clone();
-        if let Naming::Instance(f) = &self.naming {
-            // The file's name is known only when it comes: the destination keeps its own copy
-            // of the instance to name it then.
-            let (f, instance) = (Arc::clone(f), instance.clone());
-            options.upload_to = Some(UploadTo::func(move |filename| f(&instance, filename)));
+        if let Some(upload_to) = upload_to {
+            options.upload_to = Some(upload_to);
         }
         let mut destination = Destination::new(Arc::clone(&self.storage))
             .save_options(options)
@@ -392,16 +414,25 @@ impl<M: ?Sized> FileField<M> {
         destination
     }
 
+    /// The change that puts `received` where `current` was.
+    fn change(&self, current: &FileRef, received: Received) -> FileChange {
+        FileChange {
+            storage: Arc::clone(&self.storage),
+            column: self.column.clone(),
+            rows: self.delete_replaced.clone(),
+            old: current.clone(),
+            new: Some(SavedFile::from(received)),
+        }
+    }
+
     /// [`FileField::save`] for a field whose names depend on the model instance
     /// ([`upload_to_with`](Self::upload_to_with)).
     pub async fn save_for<C>(&self, instance: &M, filename: &str, content: C) -> Result<SavedFile>
     where
-        M: Clone + Send + Sync + 'static,
         C: IntoContent + Send,
     {
-        let received = (filename, content)
-            .store(&self.destination_for(instance))
-            .await?;
+        let destination = self.destination_named(instance, filename);
+        let received = (filename, content).store(&destination).await?;
         Ok(SavedFile::from(received))
     }
 
@@ -417,11 +448,11 @@ impl<M: ?Sized> FileField<M> {
         content: C,
     ) -> Result<FileChange>
     where
-        M: Clone + Send + Sync + 'static,
         C: IntoContent + Send,
     {
-        self.attach_for(instance, current, (filename, content))
-            .await
+        let destination = self.destination_named(instance, filename);
+        let received = (filename, content).store(&destination).await?;
+        Ok(self.change(current, received))
     }
 
     /// Stores `file` for a row of `instance` that holds `current`: an upload form the adapter
@@ -430,7 +461,9 @@ impl<M: ?Sized> FileField<M> {
     /// check and real extension, size limit); content with a name works too. Returns the change
     /// to [`finish`](FileChange::finish) with the row update: the new file is removed if the
     /// row cannot be saved, the old one (with [`delete_replaced`](Self::delete_replaced)) once
-    /// it is.
+    /// it is. An upload's name is known only once it is read, so the instance is cloned into
+    /// the naming rule: hence `M: Clone + Send + Sync + 'static` here and not on
+    /// [`save_for`](Self::save_for) or [`replace_for`](Self::replace_for).
     pub async fn attach_for<F: IncomingFile>(
         &self,
         instance: &M,
@@ -441,13 +474,7 @@ impl<M: ?Sized> FileField<M> {
         M: Clone + Send + Sync + 'static,
     {
         let received = file.store(&self.destination_for(instance)).await?;
-        Ok(FileChange {
-            storage: Arc::clone(&self.storage),
-            column: self.column.clone(),
-            rows: self.delete_replaced.clone(),
-            old: current.clone(),
-            new: Some(SavedFile::from(received)),
-        })
+        Ok(self.change(current, received))
     }
 
     /// Empties a row's field: the returned change holds the empty value to save in the row,
@@ -693,17 +720,15 @@ impl FileChange {
     /// row was saved, [`rollback`](Self::rollback) when it was not. Gives back the update's
     /// own result, so a handler is `change.finish(update_row(change.value())).await?`.
     ///
-    /// A failed update is returned as it was, even when removing the new file failed too (that
-    /// file is referenced by no row, so orphan cleanup finds it). A failed commit after a saved
-    /// row is returned as `E::from(error)`: the row holds the new file, the old file is still
-    /// stored.
-    pub async fn finish<T, E>(self, row: std::result::Result<T, E>) -> std::result::Result<T, E>
-    where
-        E: From<Error>,
-    {
+    /// Once the row is saved the change has happened, and `finish` says so: if deleting the
+    /// old file fails then, the old file stays, held by no row, for orphan cleanup
+    /// ([`OrphanCleanup`](crate::OrphanCleanup), `dbfiles cleanup`) to remove; call
+    /// [`commit`](Self::commit) yourself to see that error. A failed update is returned as it
+    /// was, even when removing the new file failed too (no row holds that one either).
+    pub async fn finish<T, E>(self, row: std::result::Result<T, E>) -> std::result::Result<T, E> {
         match row {
             Ok(saved) => {
-                self.commit().await?;
+                let _ = self.commit().await;
                 Ok(saved)
             }
             Err(e) => {
@@ -824,7 +849,6 @@ impl<M: ?Sized> ImageField<M> {
     /// [`ImageField::save`] for a field whose names depend on the model instance.
     pub async fn save_for<C>(&self, instance: &M, filename: &str, content: C) -> Result<SavedImage>
     where
-        M: Clone + Send + Sync + 'static,
         C: IntoContent + Send,
     {
         let saved = self.field.save_for(instance, filename, content).await?;

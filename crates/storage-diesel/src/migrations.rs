@@ -121,9 +121,14 @@ pub(crate) fn mysql_lock(
         )
         .into());
     }
-    let result = work(conn);
+    // The lock belongs to the session, and a pooled connection outlives this call: release it
+    // even when the work panics, or the next migrator would wait for a lock nobody holds.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)));
     let released = conn.batch_execute(&format!("DO RELEASE_LOCK({MYSQL_LOCK})"));
-    let applied = result?;
+    let applied = match result {
+        Ok(applied) => applied?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     released?;
     Ok(applied)
 }

@@ -55,6 +55,40 @@ struct Car {
     manual: FileRef,
 }
 
+/// A database that cannot be asked which rows hold a file.
+#[derive(Debug)]
+struct Unreachable;
+
+#[async_trait::async_trait]
+impl ReferenceSource for Unreachable {
+    async fn referenced_names(
+        &self,
+        _: &FileReferences,
+    ) -> storage_core::Result<std::collections::HashSet<String>> {
+        Err(unreachable_error())
+    }
+
+    async fn is_referenced(&self, _: &FileReferences, _: &str) -> storage_core::Result<bool> {
+        Err(unreachable_error())
+    }
+
+    async fn declared_references(&self) -> storage_core::Result<FileReferences> {
+        Err(unreachable_error())
+    }
+
+    async fn declare_references(&self, _: &FileReferences) -> storage_core::Result<()> {
+        Err(unreachable_error())
+    }
+
+    async fn forget_references(&self, _: &FileReferences) -> storage_core::Result<usize> {
+        Err(unreachable_error())
+    }
+}
+
+fn unreachable_error() -> Error {
+    Error::backend("test", "unreachable", std::io::Error::other("down"))
+}
+
 const DDL: [&str; 2] = [
     "CREATE TABLE cars (id INTEGER PRIMARY KEY, make VARCHAR(50) NOT NULL, \
      photo VARCHAR(100) NOT NULL, photo_width INTEGER NULL, photo_height INTEGER NULL, \
@@ -291,10 +325,11 @@ macro_rules! model_suite {
                 assert!(err.to_string().contains("5000x10"), "{err}");
                 assert_eq!(app.files(), before, "a refused image stores nothing");
 
-                // The bytes decide the type, not the name.
+                // The bytes decide the type, and the name says it.
                 let saved = photo.save("logo.png", gif(32, 16)).await?;
                 assert_eq!((saved.width, saved.height), (32, 16));
                 assert_eq!(saved.meta.content_type.as_deref(), Some("image/gif"));
+                assert_eq!(saved.value.as_str(), "logo.gif");
                 assert_eq!(saved.size(), storage_core::ImageSize { width: 32, height: 16 });
                 assert_eq!(app.files(), before + 1);
                 // A plain file field stores anything; its file is no image.
@@ -432,8 +467,33 @@ macro_rules! model_suite {
                 change.rollback().await?;
                 assert!(!app.storage.exists(rolled_back.as_str()).await?);
                 assert!(app.storage.exists(row.photo.as_str()).await?);
+                // finish: the row update's outcome decides commit or rollback.
+                let change = deleting.replace(&row.photo, "six.png", png(60, 10)).await?;
+                let failed: Result<usize, &str> = Err("the row was not saved");
+                let new = change.value();
+                assert_eq!(change.finish(failed).await, Err("the row was not saved"));
+                assert!(!app.storage.exists(new.as_str()).await?);
+                assert!(app.storage.exists(row.photo.as_str()).await?);
+                let change = deleting.replace(&row.photo, "seven.png", png(70, 10)).await?;
+                let (old, new) = (row.photo.clone(), change.value());
+                row.photo = new.clone();
+                let saved = diesel::update(&row).set(&row).execute(&mut app.conn);
+                assert_eq!(change.finish(saved).await?, 1);
+                assert!(!app.storage.exists(old.as_str()).await?);
+                assert!(app.storage.exists(new.as_str()).await?);
+                // The row is saved but the old file cannot be looked up: the change still
+                // stands (the old file is left for cleanup).
+                let blind = keeping.clone().delete_replaced(Arc::new(Unreachable));
+                let change = blind.replace(&row.photo, "eight.png", png(80, 10)).await?;
+                let (old, new) = (row.photo.clone(), change.value());
+                row.photo = new.clone();
+                let saved = diesel::update(&row).set(&row).execute(&mut app.conn);
+                assert_eq!(change.finish(saved).await?, 1);
+                assert!(app.storage.exists(old.as_str()).await?, "kept for cleanup");
+                assert!(app.storage.exists(new.as_str()).await?);
+
                 // A refused replacement stores nothing and leaves the old file.
-                let err = deleting.replace(&row.photo, "six.png", &b"text"[..]).await;
+                let err = deleting.replace(&row.photo, "nine.png", &b"text"[..]).await;
                 assert!(matches!(err, Err(Error::UnsupportedType { .. })));
                 assert!(app.storage.exists(row.photo.as_str()).await?);
 
@@ -446,14 +506,14 @@ macro_rules! model_suite {
                 row.photo = change.value();
                 diesel::update(&row).set(&row).execute(&mut app.conn)?;
                 assert_eq!(change.commit().await?, OldFile::StillReferenced);
-                assert!(app.storage.exists("cars/four.png").await?);
+                assert!(app.storage.exists("cars/eight.png").await?);
                 // Once the dealer lets go too, clearing deletes.
                 diesel::update(dealers::table.find(1))
                     .set(dealers::logo.eq(""))
                     .execute(&mut app.conn)?;
-                let change = deleting.clear(&FileRef::new("cars/four.png"));
+                let change = deleting.clear(&FileRef::new("cars/eight.png"));
                 assert_eq!(change.commit().await?, OldFile::Deleted);
-                assert!(!app.storage.exists("cars/four.png").await?);
+                assert!(!app.storage.exists("cars/eight.png").await?);
                 // Clearing an empty field has nothing to delete.
                 assert_eq!(deleting.clear(&FileRef::empty()).commit().await?, OldFile::None);
                 Ok(())
