@@ -230,16 +230,7 @@ pub async fn put_avatar(
 ) -> Result<Json<Profile>, AppError> {
     let change = app.avatar.attach(&me.avatar, form).await?;
     let value = change.value();
-    let updated = app
-        .storage
-        .run(move |c| {
-            Ok::<_, AppError>(
-                diesel::update(users::table.find(me.id))
-                    .set(users::avatar.eq(value))
-                    .execute(c)?,
-            )
-        })
-        .await;
+    let updated = app.storage.run(move |c| set_avatar(c, me.id, value)).await;
     change.finish(updated).await?;
     Ok(Json(app.profile(me.id).await?))
 }
@@ -252,16 +243,22 @@ pub async fn delete_avatar(
     let change = app.avatar.clear(&me.avatar);
     let updated = app
         .storage
-        .run(move |c| {
-            Ok::<_, AppError>(
-                diesel::update(users::table.find(me.id))
-                    .set(users::avatar.eq(""))
-                    .execute(c)?,
-            )
-        })
+        .run(move |c| set_avatar(c, me.id, FileRef::empty()))
         .await;
     change.finish(updated).await?;
     Ok(Json(app.profile(me.id).await?))
+}
+
+/// Points user `id`'s row at `avatar`. No row updated (the user was deleted meanwhile) is an
+/// error too, so the new file is rolled back rather than left with no row.
+fn set_avatar(conn: &mut SqliteConnection, id: i32, avatar: FileRef) -> Result<(), AppError> {
+    let updated = diesel::update(users::table.find(id))
+        .set(users::avatar.eq(avatar))
+        .execute(conn)?;
+    match updated {
+        0 => Err(AppError::Db(diesel::result::Error::NotFound)),
+        _ => Ok(()),
+    }
 }
 
 /// The body of `POST /users`.
